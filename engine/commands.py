@@ -1,0 +1,479 @@
+"""What happens on a transition: the one place.
+
+Every command runs inside the caller's transaction and never commits: the caller
+commits once (or rolls back) so that state, audit event, deadlines and outbox rows
+become durable together, and nothing leaves the process before that commit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from . import audit, fields
+from .calendar import add_term, end_of_day, local_date
+from .canonical import canonical_json, sha256_hex
+from .clock import SystemClock
+from .definitions import Definition, Step, latest_rows
+from .errors import Forbidden, NotFound, PreconditionFailed, TransitionNotAllowed, ValidationError, VersionConflict
+from .machine import destination, triggers_from
+from .models import (
+    DEADLINE_OPEN,
+    Case,
+    Deadline,
+    Document,
+    Institution,
+    Notification,
+    RoleAssignment,
+    Signature,
+    User,
+    WorkflowDefinition,
+)
+from .registry import Context, Registry, unmet
+from .scope import Actor, visible
+
+MESSAGES = {
+    "required": ("{label} is required", "{label_nl} is verplicht"),
+    "min_items": ("{label} needs at least {n} item(s)", "{label_nl} heeft minstens {n} item(s) nodig"),
+    "must_be": ("{label} must be {value}", "{label_nl} moet {value_nl} zijn"),
+}
+
+
+@dataclass
+class EngineConfig:
+    timezone: str = "Europe/Amsterdam"
+    superuser_roles: tuple[str, ...] = ("admin",)
+    # external:<name> recipients, e.g. {"rgs": "rgs@example.org"}; a region may override.
+    external_recipients: dict[str, str] = field(default_factory=dict)
+    reminder_hour: int = 9
+
+
+class Engine:
+    def __init__(self, registry: Registry, config: EngineConfig | None = None, clock=None):
+        self.registry = registry
+        self.config = config or EngineConfig()
+        self.clock = clock or SystemClock()
+
+    # -- definitions ------------------------------------------------------------
+
+    def definition(self, row: WorkflowDefinition) -> Definition:
+        return Definition.for_row(row, self.registry)
+
+    def latest(self, session: Session) -> dict[str, Definition]:
+        return {key: self.definition(row) for key, row in latest_rows(session).items()}
+
+    def visibility(self, session: Session) -> dict[str, dict[str, str]]:
+        return {key: d.visibility for key, d in self.latest(session).items()}
+
+    def actor_for(self, user: User) -> Actor:
+        assignments = tuple(
+            (a.role, a.institution_id, a.region_id) for a in sorted(user.roles, key=lambda a: (a.role, a.id or 0))
+        )
+        superuser = any(a.role in self.config.superuser_roles for a in user.roles)
+        return Actor(id=user.id, assignments=assignments, superuser=superuser, name=user.name)
+
+    # -- reading (always scoped) ------------------------------------------------
+
+    def scope(self, session: Session, actor: Actor):
+        return visible(actor, self.visibility(session))
+
+    def get_case(self, session: Session, actor: Actor, case_id: int, *, for_update: bool = False) -> Case:
+        q = select(Case).where(Case.id == case_id, self.scope(session, actor))
+        if for_update:
+            # Lock only the case row, not the joined definition and institution rows.
+            q = q.with_for_update(of=Case)
+        case = session.scalars(q).unique().one_or_none()
+        if case is None:
+            raise NotFound("case not found", {"case_id": case_id})
+        return case
+
+    def available_triggers(self, case: Case, actor: Actor) -> list[str]:
+        definition = self.definition(case.definition)
+        roles = actor.roles_on(case)
+        out = []
+        for trigger in triggers_from(definition.machine, case.state):
+            step = definition.step(trigger, case.state)
+            if step and _permits(step.roles, roles):
+                out.append(trigger)
+        return out
+
+    # -- opening ----------------------------------------------------------------
+
+    def open_case(self, session: Session, actor: Actor, *, workflow: str, institution: str | int,
+                  subject_id: int | None = None, parent_id: int | None = None, title: str = "",
+                  data: dict | None = None, responsible_id: int | None = None) -> Case:
+        now = self.clock.now()
+        data = data or {}
+        if not isinstance(data, dict):
+            raise ValidationError("data must be an object", {"data": ["must be an object"]})
+        rows = latest_rows(session)
+        if workflow not in rows:
+            raise ValidationError(f"unknown workflow {workflow!r}", {"workflow": [f"unknown workflow {workflow!r}"]})
+        definition = self.definition(rows[workflow])
+        inst_q = select(Institution).where(
+            Institution.id == institution if isinstance(institution, int) else Institution.code == institution
+        )
+        inst = session.scalars(inst_q).one_or_none()
+        if inst is None:
+            raise ValidationError("unknown institution", {"institution": ["unknown institution"]})
+        roles = actor.roles_at(inst.id, inst.region_id)
+        if not _permits(definition.open.roles, roles):
+            raise Forbidden(f"your role may not open a {workflow} case at {inst.code}",
+                            {"allowed_roles": list(definition.open.roles)})
+        if definition.subject["required"] and subject_id is None:
+            raise ValidationError("subject_id is required", {"subject_id": ["required for this workflow"]})
+        if subject_id is not None:
+            self._check_subject(session, definition, inst, subject_id)
+        parent = None
+        if parent_id is not None:
+            parent = session.scalars(select(Case).where(Case.id == parent_id, self.scope(session, actor))).one_or_none()
+            if parent is None:
+                raise ValidationError("unknown parent case", {"parent_id": ["no such case"]})
+        case = Case(
+            workflow_key=workflow, definition_id=definition.row_id, region_id=inst.region_id, institution_id=inst.id,
+            subject_id=subject_id, opened_by_id=actor.id, responsible_id=responsible_id or actor.id,
+            parent_id=parent_id, title=(title or "")[:300], state=definition.open.dest, version=1, data={},
+            opened_at=now, updated_at=now, audit_seq=0, audit_head="",
+        )
+        case.definition = rows[workflow]
+        case.institution = inst
+        if parent is not None:
+            case.parent_id = parent.id
+        ctx = self._context(session, case, definition, actor, now, data, None)
+        self._check_step(ctx, definition.open)
+        case.data = self._new_data(case.data, data, definition.open, actor, now)
+        session.add(case)
+        session.flush()  # the id is part of every hash and key below
+        effects = self._run_effects(ctx, definition.open)
+        event = audit.new_event(case, now, actor.id, "opened", to_state=case.state,
+                                data={"input": data, **({"effects": effects} if effects else {})})
+        case.audit_seq, case.audit_head = event.seq, event.hash
+        session.add(event)
+        self._write_deadlines(ctx, definition.open, event.seq)
+        self._write_notifications(ctx, definition, definition.open, event.seq)
+        return case
+
+    def _check_subject(self, session, definition, inst, subject_id) -> None:
+        role = definition.subject.get("role")
+        q = select(RoleAssignment.id).where(RoleAssignment.user_id == subject_id,
+                                            RoleAssignment.institution_id == inst.id)
+        if role:
+            q = q.where(RoleAssignment.role == role)
+        if session.scalar(q.limit(1)) is None:
+            # Same answer for "no such user" and "not an aios here": never reveal who exists.
+            raise ValidationError(
+                f"subject_id is not a {role or 'member'} of {inst.code}",
+                {"subject_id": [f"not a {role or 'member'} of this institution"]},
+            )
+
+    # -- the transition ---------------------------------------------------------
+
+    def fire(self, session: Session, actor: Actor, case_id: int, trigger: str, expected_version: Any,
+             data: dict | None = None) -> Case:
+        now = self.clock.now()
+        data = data if data is not None else {}
+        if not isinstance(data, dict):
+            raise ValidationError("data must be an object", {"data": ["must be an object"]})
+        if not isinstance(expected_version, int) or isinstance(expected_version, bool):
+            raise ValidationError("expected_version must be an integer", {"expected_version": ["must be an integer"]})
+        # 1. load, locked on PostgreSQL; compare-and-set below covers SQLite
+        case = self.get_case(session, actor, case_id, for_update=True)
+        if case.version != expected_version:
+            raise VersionConflict(
+                f"the case is at version {case.version}, not {expected_version}",
+                {"expected_version": expected_version, "current_version": case.version},
+            )
+        definition = self.definition(case.definition)
+        # 2. does the move exist, and may this role make it?
+        if trigger not in definition.triggers:
+            raise ValidationError(f"unknown trigger {trigger!r}", {"trigger": [f"unknown trigger {trigger!r}"]})
+        dest = destination(definition.machine, trigger, case.state)
+        if dest is None:
+            raise TransitionNotAllowed(
+                f"{trigger!r} does not leave state {case.state!r}",
+                {"state": case.state, "trigger": trigger,
+                 "available": triggers_from(definition.machine, case.state)},
+            )
+        step = definition.step(trigger, case.state)
+        if not _permits(step.roles, actor.roles_on(case)):
+            raise Forbidden(f"your role may not {trigger} this case", {"allowed_roles": list(step.roles)})
+        # 3. guards, all of them
+        ctx = self._context(session, case, definition, actor, now, data, trigger)
+        self._check_step(ctx, step)
+        # 4. write
+        effects = self._run_effects(ctx, step)
+        from_state = case.state
+        new_data = self._new_data(case.data, data, step, actor, now)
+        event = audit.new_event(case, now, actor.id, "transition", trigger=trigger, from_state=from_state,
+                                to_state=dest, data={"input": data, **({"effects": effects} if effects else {})})
+        closing = dest in definition.final_states
+        values = dict(state=dest, version=case.version + 1, data=new_data, audit_seq=event.seq,
+                      audit_head=event.hash, updated_at=now)
+        if closing:
+            values["closed_at"] = now
+        result = session.execute(
+            update(Case)
+            .where(Case.id == case.id, Case.version == expected_version, Case.audit_seq == case.audit_seq)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:
+            raise VersionConflict("the case changed meanwhile; reload and try again",
+                                  {"expected_version": expected_version})
+        for key, value in values.items():
+            set_committed_value(case, key, value)
+        session.add(event)
+        if step.meets:
+            self._resolve_deadlines(session, case, "met", now, kinds=step.meets)
+        if closing:
+            self._resolve_deadlines(session, case, "cancelled", now)
+        self._write_deadlines(ctx, step, event.seq)
+        self._write_notifications(ctx, definition, step, event.seq)
+        return case
+
+    # -- documents and signatures -----------------------------------------------
+
+    def add_document(self, session: Session, actor: Actor, case_id: int, kind: Any, content: Any) -> Document:
+        now = self.clock.now()
+        case = self.get_case(session, actor, case_id, for_update=True)
+        definition = self.definition(case.definition)
+        if not isinstance(kind, str) or kind not in definition.documents:
+            raise ValidationError(f"unknown document kind {kind!r} for {case.workflow_key}",
+                                  {"kind": [f"one of {', '.join(definition.documents)}"]})
+        spec = definition.documents[kind]
+        if not actor.roles_on(case) & set(spec["authors"]):
+            raise Forbidden(f"your role may not write a {kind}", {"allowed_roles": spec["authors"]})
+        if case.state in definition.final_states:
+            raise TransitionNotAllowed("the case is closed", {"state": case.state})
+        errors = fields.check_document(spec, content)
+        ctx = self._context(session, case, definition, actor, now, case.data, None)
+        if not errors:
+            for entry in spec["validators"]:
+                args = {k: v for k, v in entry.items() if k != "validator"}
+                errors.update(self.registry.validators[entry["validator"]](ctx, content, **args) or {})
+        if errors:
+            raise ValidationError(f"invalid {kind}: " + "; ".join(f"{k} {v}" for k, v in errors.items()), errors)
+        previous = ctx.documents.get(kind)
+        signers = []
+        for pseudo in spec["signers"]:
+            uid = {"subject": case.subject_id, "responsible": case.responsible_id, "opener": case.opened_by_id}[pseudo]
+            if uid is not None and uid not in signers:
+                signers.append(uid)
+        doc = Document(case_id=case.id, kind=kind, version=(previous.version + 1) if previous else 1,
+                       content=content, sha256=sha256_hex(canonical_json(content)), required_signer_ids=signers,
+                       created_by_id=actor.id, created_at=now)
+        session.add(doc)
+        session.flush()
+        event = audit.new_event(case, now, actor.id, "document_added",
+                                data={"document_id": doc.id, "kind": kind, "version": doc.version,
+                                      "sha256": doc.sha256})
+        audit.append_only_event(session, case, event, now)
+        for uid in signers:
+            if uid != actor.id:
+                self._notify_user(session, case, event.seq, uid, "signer", "signature_requested",
+                                  f"Ter ondertekening: {spec['title']} ({case.title or definition.title})", now)
+        return doc
+
+    def get_document(self, session: Session, actor: Actor, document_id: int) -> tuple[Document, Case]:
+        doc = session.get(Document, document_id)
+        if doc is None:
+            raise NotFound("document not found", {"document_id": document_id})
+        try:
+            case = self.get_case(session, actor, doc.case_id)
+        except NotFound:
+            raise NotFound("document not found", {"document_id": document_id}) from None
+        return doc, case
+
+    def sign(self, session: Session, actor: Actor, document_id: int, verdict: Any, comment: Any = "") -> Signature:
+        now = self.clock.now()
+        doc, case = self.get_document(session, actor, document_id)
+        if verdict not in ("agreed", "seen_not_agreed"):
+            raise ValidationError("verdict must be agreed or seen_not_agreed",
+                                  {"verdict": ["must be agreed or seen_not_agreed"]})
+        comment = comment or ""
+        if not isinstance(comment, str) or len(comment) > fields.MAX_TEXT:
+            raise ValidationError("comment must be a string", {"comment": ["must be a string of at most 20000"]})
+        if actor.id not in doc.required_signer_ids:
+            raise Forbidden("you are not a required signer of this document", {})
+        if verdict == "seen_not_agreed" and actor.id != case.subject_id:
+            raise ValidationError("only the subject may sign 'seen, not agreed'",
+                                  {"verdict": ["only the subject may sign seen_not_agreed"]})
+        if any(s.signer_id == actor.id for s in doc.signatures):
+            raise TransitionNotAllowed("you have signed this document already", {"document_id": doc.id})
+        newest = session.scalar(select(Document.id).where(Document.case_id == doc.case_id, Document.kind == doc.kind)
+                                .order_by(Document.version.desc()).limit(1))
+        if newest != doc.id:
+            raise TransitionNotAllowed("a newer version of this document exists; sign that one",
+                                       {"document_id": doc.id, "newest_id": newest})
+        signature = Signature(document_id=doc.id, signer_id=actor.id, verdict=verdict, comment=comment,
+                              document_sha256=doc.sha256, signed_at=now)
+        session.add(signature)
+        event = audit.new_event(case, now, actor.id, "document_signed",
+                                data={"document_id": doc.id, "kind": doc.kind, "version": doc.version,
+                                      "sha256": doc.sha256, "verdict": verdict, "comment": comment})
+        audit.append_only_event(session, case, event, now)
+        session.flush()
+        session.refresh(doc, ["signatures"])
+        return signature
+
+    # -- internals --------------------------------------------------------------
+
+    def _context(self, session, case, definition, actor, now, data, trigger) -> Context:
+        merged = {**(case.data or {}), **data}
+        return Context(session=session, case=case, definition=definition, actor=actor, now=now, data=merged,
+                       input=data, config=self.config, trigger=trigger, engine=self)
+
+    def _check_step(self, ctx: Context, step: Step) -> None:
+        errors = {}
+        for name, spec in step.input.items():
+            errors.update(fields.type_errors(spec, ctx.input.get(name), f"data.{name}"))
+        if errors:
+            raise ValidationError("invalid data: " + "; ".join(f"{k} {v}" for k, v in errors.items()), errors)
+        problems = []
+        for name, spec in step.input.items():
+            for path, reason in fields.missing(spec, ctx.data.get(name), name, False):
+                problems.append(self._unmet_field(step, path, reason))
+        for entry in step.requires:
+            args = {k: v for k, v in entry.items() if k != "guard"}
+            result = self.registry.guards[entry["guard"]](ctx, **args)
+            if isinstance(result, dict):
+                problems.append(result)
+            elif result:
+                problems.extend(result)
+        if problems:
+            raise PreconditionFailed(problems)
+
+    def _unmet_field(self, step: Step, path: str, reason: str) -> dict:
+        top = path.split(".")[0]
+        spec = step.input.get(top, {})
+        label_nl = spec.get("label") or path
+        label = spec.get("label_en") or path
+        if path != top:
+            label, label_nl = f"{label}: {path.split('.', 1)[1]}", f"{label_nl}: {path.split('.', 1)[1]}"
+        kind, _, arg = reason.partition(":")
+        en, nl = MESSAGES[kind]
+        value_nl = {"True": "ja", "False": "nee"}.get(arg, arg)
+        value_en = {"True": "yes", "False": "no"}.get(arg, arg)
+        return unmet(f"input.{kind}", en.format(label=label, n=arg, value=value_en),
+                     nl.format(label_nl=label_nl, n=arg, value_nl=value_nl), field=f"data.{path}")
+
+    def _new_data(self, old: dict, data: dict, step: Step, actor: Actor, now: datetime) -> dict:
+        new = dict(old or {})
+        for key, value in data.items():
+            if key in step.collect:
+                target = step.collect[key]
+                entry = dict(value) if isinstance(value, dict) else {"value": value}
+                entry.setdefault("recorded_at", now.isoformat())
+                entry.setdefault("recorded_by", actor.id)
+                new[target] = [*new.get(target, []), entry]
+            else:
+                new[key] = value
+        return new
+
+    def _run_effects(self, ctx: Context, step: Step) -> list:
+        results = []
+        for entry in step.effects:
+            args = {k: v for k, v in entry.items() if k != "effect"}
+            outcome = self.registry.effects[entry["effect"]](ctx, **args)
+            if outcome:
+                results.append({"effect": entry["effect"], **outcome})
+        return results
+
+    # deadlines
+
+    def due_date(self, ctx: Context, due: dict) -> date | None:
+        if "date" in due:
+            return fields.parse_date(ctx.value(due["date"]))
+        if "midpoint" in due:
+            a, b = (fields.parse_date(ctx.value(p)) for p in due["midpoint"])
+            return a + (b - a) / 2 if a and b else None
+        base = local_date(ctx.now, self.config.timezone)
+        if "after_date" in due:
+            base = fields.parse_date(ctx.value(due["after_date"]))
+            if base is None:
+                return None
+        term = due.get("after") or {}
+        return add_term(base, **{k: term.get(k, 0) for k in ("months", "days", "working_days")})
+
+    def reminder_at(self, due_at: datetime, days_before: list[int], now: datetime) -> datetime:
+        """The next moment the worker looks at a deadline: the earliest reminder still ahead, else due."""
+        tz = ZoneInfo(self.config.timezone)
+        due_local = due_at.astimezone(tz).date()
+        moments = sorted(
+            datetime.combine(due_local - timedelta(days=n), time(self.config.reminder_hour), tzinfo=tz)
+            for n in days_before
+        )
+        for moment in moments:
+            if moment > now:
+                return moment.astimezone(due_at.tzinfo)
+        return due_at
+
+    def _write_deadlines(self, ctx: Context, step: Step, seq: int) -> None:
+        for spec in step.deadlines:
+            day = self.due_date(ctx, spec["due"])
+            if day is None:
+                continue
+            due_at = end_of_day(day, self.config.timezone)
+            ctx.session.add(Deadline(
+                case_id=ctx.case.id, kind=spec["kind"], label=spec["label"] or spec["kind"], due_at=due_at,
+                remind_at=self.reminder_at(due_at, spec["remind_days_before"], ctx.now), status="pending",
+                owner_role=spec["owner_role"], reminder_days=sorted(spec["remind_days_before"], reverse=True),
+                created_at=ctx.now,
+            ))
+
+    def _resolve_deadlines(self, session, case, status, now, kinds=None) -> None:
+        q = update(Deadline).where(Deadline.case_id == case.id, Deadline.status.in_(DEADLINE_OPEN))
+        if kinds:
+            q = q.where(Deadline.kind.in_(kinds))
+        session.execute(q.values(status=status, resolved_at=now, remind_at=None)
+                        .execution_options(synchronize_session=False))
+
+    # notifications (the outbox)
+
+    def recipients(self, session: Session, case: Case, to: str) -> list[tuple[int | None, str | None]]:
+        """(user id, external address) pairs for a recipient spec."""
+        if to in ("subject", "opener", "responsible"):
+            uid = {"subject": case.subject_id, "opener": case.opened_by_id, "responsible": case.responsible_id}[to]
+            return [(uid, None)] if uid else []
+        if to.startswith("external:"):
+            address = self.config.external_recipients.get(to.split(":", 1)[1])
+            return [(None, address)] if address else []
+        q = (select(RoleAssignment.user_id).join(User, User.id == RoleAssignment.user_id)
+             .where(RoleAssignment.role == to, User.active.is_(True))
+             .where((RoleAssignment.institution_id == case.institution_id)
+                    | (RoleAssignment.institution_id.is_(None) & (RoleAssignment.region_id == case.region_id)))
+             .order_by(RoleAssignment.user_id).distinct())
+        return [(uid, None) for uid in session.scalars(q)]
+
+    def _write_notifications(self, ctx: Context, definition: Definition, step: Step, seq: int) -> None:
+        for spec in step.notify:
+            subject = spec["subject"].format_map(_SafeFormat(
+                title=ctx.case.title or definition.title, workflow=definition.title, case_id=ctx.case.id))
+            for uid, address in self.recipients(ctx.session, ctx.case, spec["to"]):
+                self._queue(ctx.session, ctx.case, seq, uid, address, spec["to"], spec["kind"], subject, ctx.now)
+
+    def _notify_user(self, session, case, seq, uid, role, kind, subject, now) -> None:
+        self._queue(session, case, seq, uid, None, role, kind, subject, now)
+
+    def _queue(self, session, case, seq, uid, address, role, kind, subject, now) -> None:
+        recipient = f"user:{uid}" if uid else f"address:{address}"
+        session.add(Notification(
+            idempotency_key=f"{case.id}:{seq}:{recipient}:{kind}", case_id=case.id, event_seq=seq,
+            recipient_user_id=uid, recipient_address=address, recipient_role=role, kind=kind,
+            subject=subject[:300], status="pending", attempts=0, next_attempt_at=now, created_at=now,
+        ))
+
+
+def _permits(allowed, roles: set[str]) -> bool:
+    """'*' in a definition means: any authenticated role."""
+    return "*" in allowed and bool(roles) or bool(roles & set(allowed))
+
+
+class _SafeFormat(dict):
+    def __missing__(self, key):
+        return "{" + key + "}"

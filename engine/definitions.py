@@ -1,0 +1,386 @@
+"""Workflow definitions are data: YAML validated on load, stored by key, version and sha256.
+
+A definition never changes once stored; a case points at the version it was opened
+with, and `Definition.for_row` rebuilds (and caches) exactly that version.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+from marshmallow import Schema, ValidationError as MarshmallowError, validate, validates_schema
+from marshmallow import fields as f
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from .canonical import sha256_hex
+from .errors import DefinitionError
+from .models import WorkflowDefinition
+
+FIELD_TYPES = ("string", "text", "date", "boolean", "integer", "list", "object", "choice")
+PSEUDO_ROLES = ("subject", "opener", "responsible")
+
+
+class FieldSpecSchema(Schema):
+    type = f.String(required=True, validate=validate.OneOf(FIELD_TYPES))
+    label = f.String(load_default="")
+    label_en = f.String(load_default="")
+    help = f.String(load_default="")
+    required = f.Boolean(load_default=False)
+    must_be = f.Raw(load_default=None)
+    min_items = f.Integer(load_default=None)
+    choices = f.List(f.String(), load_default=None)
+    fields = f.Dict(keys=f.String(), values=f.Nested(lambda: FieldSpecSchema()), load_default=None)
+
+    @validates_schema
+    def _choices(self, data, **kwargs):
+        if data["type"] == "choice" and not data.get("choices"):
+            raise MarshmallowError("a choice field needs choices", "choices")
+        if data["type"] == "object" and not data.get("fields"):
+            raise MarshmallowError("an object field needs fields", "fields")
+
+
+class TermSchema(Schema):
+    months = f.Integer(load_default=0, validate=validate.Range(min=0))
+    days = f.Integer(load_default=0, validate=validate.Range(min=0))
+    working_days = f.Integer(load_default=0, validate=validate.Range(min=0))
+
+
+class DueSchema(Schema):
+    """Exactly one way to compute a due date."""
+
+    date = f.String()  # a path: "data.x" or "documents.kind.field"
+    after = f.Nested(TermSchema)  # a term from the moment of the transition
+    after_date = f.String()  # a path, plus `after`
+    midpoint = f.List(f.String(), validate=validate.Length(equal=2))
+
+    @validates_schema
+    def _one(self, data, **kwargs):
+        ways = [k for k in ("date", "midpoint", "after_date") if k in data]
+        if len(ways) > 1 or (not ways and "after" not in data):
+            raise MarshmallowError("give one of date, midpoint, after or after_date (+ after)")
+
+
+class DeadlineSpecSchema(Schema):
+    kind = f.String(required=True)
+    label = f.String(load_default="")
+    label_en = f.String(load_default="")
+    due = f.Nested(DueSchema, required=True)
+    owner_role = f.String(required=True)
+    remind_days_before = f.List(f.Integer(validate=validate.Range(min=1)), load_default=list)
+
+
+class NotifySchema(Schema):
+    to = f.String(required=True)  # subject | opener | responsible | <role> | external:<name>
+    kind = f.String(required=True)
+    subject = f.String(required=True)
+    subject_en = f.String(load_default="")
+
+
+class StepSchema(Schema):
+    """What opening a case and each transition have in common."""
+
+    roles = f.List(f.String(), required=True, validate=validate.Length(min=1))
+    label = f.String(load_default="")
+    label_en = f.String(load_default="")
+    input = f.Dict(keys=f.String(), values=f.Nested(FieldSpecSchema), load_default=dict)
+    requires = f.List(f.Dict(), load_default=list)
+    collect = f.Dict(keys=f.String(), values=f.String(), load_default=dict)
+    deadlines = f.List(f.Nested(DeadlineSpecSchema), load_default=list)
+    meets = f.List(f.String(), load_default=list)
+    notify = f.List(f.Nested(NotifySchema), load_default=list)
+    effects = f.List(f.Dict(), load_default=list)
+
+
+class OpenSchema(StepSchema):
+    state = f.String(required=True)
+
+
+class TransitionSchema(StepSchema):
+    trigger = f.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]*$"))
+    source = f.Raw(required=True)  # one state or a list
+    dest = f.String(required=True)
+
+
+class StateSchema(Schema):
+    name = f.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]*$"))
+    label = f.String(load_default="")
+    label_en = f.String(load_default="")
+    final = f.Boolean(load_default=False)
+
+
+class DocumentSpecSchema(Schema):
+    title = f.String(required=True)
+    title_en = f.String(load_default="")
+    authors = f.List(f.String(), required=True, validate=validate.Length(min=1))
+    signers = f.List(f.String(validate=validate.OneOf(PSEUDO_ROLES)), load_default=list)
+    fields = f.Dict(keys=f.String(), values=f.Nested(FieldSpecSchema), required=True)
+    validators = f.List(f.Dict(), load_default=list)
+
+
+class SubjectSchema(Schema):
+    required = f.Boolean(load_default=False)
+    role = f.String(load_default=None)
+
+
+class DefinitionSchema(Schema):
+    key = f.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]*$"))
+    title = f.String(required=True)
+    title_en = f.String(load_default="")
+    description = f.String(load_default="")
+    category = f.String(load_default="organisational", validate=validate.OneOf(("personal", "organisational")))
+    subject = f.Nested(SubjectSchema, load_default=lambda: {"required": False, "role": None})
+    visibility = f.Dict(
+        keys=f.String(), values=f.String(validate=validate.OneOf(("institution", "region"))), load_default=dict
+    )
+    states = f.List(f.Nested(StateSchema), required=True, validate=validate.Length(min=1))
+    open = f.Nested(OpenSchema, required=True)
+    transitions = f.List(f.Nested(TransitionSchema), load_default=list)
+    documents = f.Dict(keys=f.String(), values=f.Nested(DocumentSpecSchema), load_default=dict)
+
+
+def _flatten(messages, prefix="") -> list[str]:
+    out = []
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if key == "_schema":
+                path = prefix or "(top)"
+            out += _flatten(value, path)
+    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        out += [f"{prefix or '(top)'}: {m}" for m in messages]
+    elif isinstance(messages, list):
+        for m in messages:
+            out += _flatten(m, prefix)
+    else:
+        out.append(f"{prefix or '(top)'}: {messages}")
+    return out
+
+
+@dataclass(frozen=True)
+class Step:
+    roles: tuple[str, ...]
+    label: str
+    label_en: str
+    input: dict
+    requires: list
+    collect: dict
+    deadlines: list
+    meets: list
+    notify: list
+    effects: list
+    trigger: str | None = None
+    sources: tuple[str, ...] = ()
+    dest: str = ""
+
+
+@dataclass
+class Definition:
+    key: str
+    title: str
+    title_en: str
+    description: str
+    category: str
+    subject: dict
+    visibility: dict
+    states: list[dict]
+    open: Step
+    transitions: list[Step]
+    documents: dict
+    sha256: str = ""
+    source: str = ""
+    row_id: int | None = None
+    version: int | None = None
+    raw: dict = field(default_factory=dict)
+
+    @cached_property
+    def state_names(self) -> list[str]:
+        return [s["name"] for s in self.states]
+
+    @cached_property
+    def final_states(self) -> frozenset[str]:
+        return frozenset(s["name"] for s in self.states if s["final"])
+
+    def state(self, name: str) -> dict:
+        return next(s for s in self.states if s["name"] == name)
+
+    @cached_property
+    def triggers(self) -> frozenset[str]:
+        return frozenset(t.trigger for t in self.transitions)
+
+    def step(self, trigger: str, source: str) -> Step | None:
+        for t in self.transitions:
+            if t.trigger == trigger and source in t.sources:
+                return t
+        return None
+
+    @cached_property
+    def machine(self):
+        from .machine import build_machine
+
+        return build_machine(self)
+
+    # -- the cache of stored versions: one parsed definition (and machine) per row
+
+    _cache: ClassVar[dict[int, "Definition"]] = {}
+
+    @classmethod
+    def for_row(cls, row: WorkflowDefinition, registry) -> "Definition":
+        cached = cls._cache.get(row.id)
+        if cached is not None and cached.sha256 == row.sha256:
+            return cached
+        definition = parse(row.source, f"{row.key} v{row.version}", registry)
+        definition.row_id, definition.version = row.id, row.version
+        cls._cache[row.id] = definition
+        return definition
+
+
+def _step(data: dict, trigger=None, sources=(), dest="") -> Step:
+    return Step(
+        roles=tuple(data["roles"]),
+        label=data["label"],
+        label_en=data["label_en"],
+        input=data["input"],
+        requires=data["requires"],
+        collect=data["collect"],
+        deadlines=data["deadlines"],
+        meets=data["meets"],
+        notify=data["notify"],
+        effects=data["effects"],
+        trigger=trigger,
+        sources=tuple(sources),
+        dest=dest,
+    )
+
+
+def _check_callable_args(kind: str, entry: dict, registry_map: dict, where: str, errors: list[str]) -> None:
+    name = entry.get(kind)
+    if name not in registry_map:
+        errors.append(f"{where}: unknown {kind} {name!r} (known: {', '.join(sorted(registry_map))})")
+        return
+    params = inspect.signature(registry_map[name]).parameters
+    given = {k for k in entry if k != kind}
+    accepted = {p for p in params if p not in ("ctx", "content")}
+    needed = {p for p, v in params.items() if p in accepted and v.default is inspect.Parameter.empty}
+    if given - accepted:
+        errors.append(f"{where}: {kind} {name!r} takes no argument {', '.join(sorted(given - accepted))}")
+    if needed - given:
+        errors.append(f"{where}: {kind} {name!r} needs {', '.join(sorted(needed - given))}")
+
+
+def parse(source: str, filename: str, registry) -> Definition:
+    """Parse and validate one definition; every problem is reported with file and path."""
+    try:
+        raw = yaml.safe_load(source)
+    except yaml.YAMLError as exc:
+        raise DefinitionError(f"{filename}: not valid YAML: {exc}", {"file": filename}) from exc
+    if not isinstance(raw, dict):
+        raise DefinitionError(f"{filename}: a definition is a mapping", {"file": filename})
+    try:
+        data = DefinitionSchema().load(raw)
+    except MarshmallowError as exc:
+        problems = _flatten(exc.messages)
+        raise DefinitionError(f"{filename}: " + "; ".join(problems), {"file": filename, "errors": problems}) from exc
+
+    errors: list[str] = []
+    names = [s["name"] for s in data["states"]]
+    if len(set(names)) != len(names):
+        errors.append("states: duplicate state names")
+    if data["open"]["state"] not in names:
+        errors.append(f"open.state: unknown state {data['open']['state']!r}")
+    steps = []
+    seen = set()
+    for i, t in enumerate(data["transitions"]):
+        sources = t["source"] if isinstance(t["source"], list) else [t["source"]]
+        for s in sources:
+            if s not in names:
+                errors.append(f"transitions.{i}.source: unknown state {s!r}")
+            if (t["trigger"], s) in seen:
+                errors.append(f"transitions.{i}: trigger {t['trigger']!r} leaves {s!r} twice")
+            seen.add((t["trigger"], s))
+        if t["dest"] not in names:
+            errors.append(f"transitions.{i}.dest: unknown state {t['dest']!r}")
+        steps.append(_step(t, t["trigger"], sources, t["dest"]))
+    for where, step in [("open", data["open"])] + [(f"transitions.{i}", t) for i, t in enumerate(data["transitions"])]:
+        for j, req in enumerate(step["requires"]):
+            _check_callable_args("guard", req, registry.guards, f"{where}.requires.{j}", errors)
+        for j, eff in enumerate(step["effects"]):
+            _check_callable_args("effect", eff, registry.effects, f"{where}.effects.{j}", errors)
+    for kind, spec in data["documents"].items():
+        for j, val in enumerate(spec["validators"]):
+            _check_callable_args("validator", val, registry.validators, f"documents.{kind}.validators.{j}", errors)
+    if errors:
+        raise DefinitionError(f"{filename}: " + "; ".join(errors), {"file": filename, "errors": errors})
+
+    return Definition(
+        key=data["key"],
+        title=data["title"],
+        title_en=data["title_en"] or data["title"],
+        description=data["description"],
+        category=data["category"],
+        subject=data["subject"],
+        visibility=data["visibility"],
+        states=data["states"],
+        open=_step(data["open"], dest=data["open"]["state"]),
+        transitions=steps,
+        documents=data["documents"],
+        sha256=sha256_hex(source),
+        source=source,
+        raw=raw,
+    )
+
+
+def load_directory(directory: Path, registry) -> list[Definition]:
+    definitions = []
+    for path in sorted(Path(directory).glob("*.yaml")):
+        definition = parse(path.read_text(encoding="utf-8"), path.name, registry)
+        if definition.key != path.stem:
+            raise DefinitionError(f"{path.name}: key {definition.key!r} does not match the file name")
+        definitions.append(definition)
+    return definitions
+
+
+def sync(session: Session, definitions: list[Definition], now: datetime) -> list[WorkflowDefinition]:
+    """Store each definition whose source is new as the next version of its key.
+
+    Returns the rows that were added. Does not commit.
+    """
+    added = []
+    for d in definitions:
+        exists = session.scalar(
+            select(WorkflowDefinition.id).where(WorkflowDefinition.key == d.key, WorkflowDefinition.sha256 == d.sha256)
+        )
+        if exists:
+            continue
+        latest = session.scalar(select(func.max(WorkflowDefinition.version)).where(WorkflowDefinition.key == d.key))
+        row = WorkflowDefinition(
+            key=d.key, version=(latest or 0) + 1, sha256=d.sha256, title=d.title, source=d.source, loaded_at=now
+        )
+        try:
+            with session.begin_nested():
+                session.add(row)
+        except IntegrityError:
+            continue  # another process stored the same source at the same moment
+        added.append(row)
+    return added
+
+
+def latest_rows(session: Session) -> dict[str, WorkflowDefinition]:
+    """The newest stored version of every key: what new cases are opened with."""
+    newest = (
+        select(WorkflowDefinition.key, func.max(WorkflowDefinition.version).label("v"))
+        .group_by(WorkflowDefinition.key)
+        .subquery()
+    )
+    rows = session.scalars(
+        select(WorkflowDefinition).join(
+            newest, (WorkflowDefinition.key == newest.c.key) & (WorkflowDefinition.version == newest.c.v)
+        )
+    )
+    return {r.key: r for r in rows}

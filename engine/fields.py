@@ -1,0 +1,99 @@
+"""Typed fields of a definition (transition input, document content): checking values.
+
+A wrong type is a validation error (the client sent nonsense); a missing required value
+is an unmet precondition (the case is not ready yet).
+"""
+from __future__ import annotations
+
+from datetime import date
+
+MAX_TEXT = 20_000
+MAX_ITEMS = 200
+
+
+def parse_date(value) -> date | None:
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
+def type_errors(spec: dict, value, path: str) -> dict[str, str]:
+    """Problems with the *type* of a present value, keyed by field path."""
+    if value is None:
+        return {}
+    kind = spec["type"]
+    if kind in ("string", "text"):
+        if not isinstance(value, str):
+            return {path: "must be a string"}
+        limit = 300 if kind == "string" else MAX_TEXT
+        if len(value) > limit:
+            return {path: f"must be at most {limit} characters"}
+    elif kind == "date":
+        if parse_date(value) is None:
+            return {path: "must be a date as YYYY-MM-DD"}
+    elif kind == "boolean":
+        if not isinstance(value, bool):
+            return {path: "must be true or false"}
+    elif kind == "integer":
+        if not isinstance(value, int) or isinstance(value, bool):
+            return {path: "must be a whole number"}
+    elif kind == "choice":
+        if value not in spec["choices"]:
+            return {path: f"must be one of {', '.join(spec['choices'])}"}
+    elif kind == "list":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return {path: "must be a list of strings"}
+        if len(value) > MAX_ITEMS or any(len(v) > MAX_TEXT for v in value):
+            return {path: f"must have at most {MAX_ITEMS} items of at most {MAX_TEXT} characters"}
+    elif kind == "object":
+        if not isinstance(value, dict):
+            return {path: "must be an object"}
+        errors = {}
+        for name, sub in spec["fields"].items():
+            errors.update(type_errors(sub, value.get(name), f"{path}.{name}"))
+        return errors
+    return {}
+
+
+def is_empty(value) -> bool:
+    return value is None or (isinstance(value, (str, list, dict)) and len(value) == 0) or (
+        isinstance(value, str) and not value.strip()
+    )
+
+
+def missing(spec: dict, value, path: str, required_default: bool) -> list[tuple[str, str]]:
+    """(path, reason) for every required value that is absent, too short or not as it must be."""
+    required = spec.get("required")
+    if required is None:
+        required = required_default
+    out = []
+    if is_empty(value):
+        if required:
+            out.append((path, "required"))
+        return out
+    if spec.get("min_items") and isinstance(value, list) and len(value) < spec["min_items"]:
+        out.append((path, f"min_items:{spec['min_items']}"))
+    if spec.get("must_be") is not None and value != spec["must_be"]:
+        out.append((path, f"must_be:{spec['must_be']}"))
+    if spec["type"] == "object" and isinstance(value, dict):
+        for name, sub in spec["fields"].items():
+            out += missing(sub, value.get(name), f"{path}.{name}", True)
+    return out
+
+
+def check_document(spec: dict, content) -> dict[str, str]:
+    """Every problem with a document's content; document fields are required unless said otherwise."""
+    if not isinstance(content, dict):
+        return {"content": "must be an object"}
+    errors = {}
+    unknown = set(content) - set(spec["fields"])
+    for name in sorted(unknown):
+        errors[f"content.{name}"] = "unknown field"
+    for name, field_spec in spec["fields"].items():
+        errors.update(type_errors(field_spec, content.get(name), f"content.{name}"))
+    for path, reason in missing({"type": "object", "fields": spec["fields"], "required": True}, content, "content", True):
+        errors.setdefault(path, "is required" if reason == "required" else reason.replace("min_items:", "needs at least ") + (" item(s)" if reason.startswith("min_items") else ""))
+    return errors

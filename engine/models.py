@@ -1,0 +1,367 @@
+"""SQLAlchemy 2 models. UTC in the database; aware datetimes in Python."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from sqlalchemy import (
+    JSON,
+    DDL,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+    text,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores UTC; always hands back an aware UTC datetime (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime refused: pass an aware datetime")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+# BigInteger ids that are still SQLite rowids (SQLite autoincrements only INTEGER PRIMARY KEY).
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Region(Base):
+    __tablename__ = "region"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class Institution(Base):
+    __tablename__ = "institution"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    region_id: Mapped[int] = mapped_column(ForeignKey("region.id"))
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    city: Mapped[Optional[str]] = mapped_column(String(100))
+
+    region: Mapped[Region] = relationship()
+
+
+class User(Base):
+    __tablename__ = "user_account"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[Optional[str]] = mapped_column(String(255))
+    language: Mapped[str] = mapped_column(String(5), default="nl")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+
+    roles: Mapped[list["RoleAssignment"]] = relationship(
+        back_populates="user", lazy="selectin", cascade="all, delete-orphan"
+    )
+
+
+class RoleAssignment(Base):
+    """A role held at one institution, or region-wide (institution_id null)."""
+
+    __tablename__ = "role_assignment"
+    __table_args__ = (
+        UniqueConstraint("user_id", "role", "institution_id", "region_id", name="uq_role_assignment"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(40))
+    institution_id: Mapped[Optional[int]] = mapped_column(ForeignKey("institution.id"))
+    region_id: Mapped[int] = mapped_column(ForeignKey("region.id"))
+
+    user: Mapped[User] = relationship(back_populates="roles")
+    institution: Mapped[Optional[Institution]] = relationship(lazy="joined")
+
+
+class WorkflowDefinition(Base):
+    """One stored version of a definition; cases point at the version they were opened with."""
+
+    __tablename__ = "workflow_definition"
+    __table_args__ = (
+        UniqueConstraint("key", "version", name="uq_workflow_definition_key_version"),
+        UniqueConstraint("key", "sha256", name="uq_workflow_definition_key_sha256"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(Text)
+    loaded_at: Mapped[datetime]
+
+
+class Case(Base):
+    __tablename__ = "case_file"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workflow_key: Mapped[str] = mapped_column(String(64))
+    definition_id: Mapped[int] = mapped_column(ForeignKey("workflow_definition.id"))
+    region_id: Mapped[int] = mapped_column(ForeignKey("region.id"))
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"))
+    subject_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id"), index=True)
+    opened_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    responsible_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id"))
+    parent_id: Mapped[Optional[int]] = mapped_column(ForeignKey("case_file.id"), index=True)
+    title: Mapped[str] = mapped_column(String(300), default="")
+    state: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    opened_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    closed_at: Mapped[Optional[datetime]]
+    # Head of the audit chain, kept on the case so a transition never reads the last event.
+    audit_seq: Mapped[int] = mapped_column(Integer, default=0)
+    audit_head: Mapped[str] = mapped_column(String(64), default="")
+
+    definition: Mapped[WorkflowDefinition] = relationship(lazy="joined")
+    institution: Mapped[Institution] = relationship(lazy="joined")
+
+    __table_args__ = (
+        Index("ix_case_file_scope", "institution_id", "workflow_key", "state"),
+        Index("ix_case_file_region", "region_id", "workflow_key"),
+    )
+
+
+class AuditEvent(Base):
+    """Append-only; keyed by (case, seq) so that two writers collide instead of overwriting."""
+
+    __tablename__ = "audit_event"
+    case_id: Mapped[int] = mapped_column(BigId, ForeignKey("case_file.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime]
+    actor_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id"))
+    type: Mapped[str] = mapped_column(String(40))
+    trigger: Mapped[Optional[str]] = mapped_column(String(64))
+    from_state: Mapped[Optional[str]] = mapped_column(String(64))
+    to_state: Mapped[Optional[str]] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class Document(Base):
+    """Versioned; the content never changes once written (see the triggers below)."""
+
+    __tablename__ = "document"
+    __table_args__ = (UniqueConstraint("case_id", "kind", "version", name="uq_document_case_kind_version"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(BigId, ForeignKey("case_file.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    content: Mapped[dict[str, Any]]
+    sha256: Mapped[str] = mapped_column(String(64))
+    required_signer_ids: Mapped[list[Any]] = mapped_column(default=list)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[datetime]
+
+    signatures: Mapped[list["Signature"]] = relationship(
+        back_populates="document", lazy="selectin", order_by="Signature.id"
+    )
+
+
+class Signature(Base):
+    __tablename__ = "signature"
+    __table_args__ = (
+        UniqueConstraint("document_id", "signer_id", name="uq_signature_document_signer"),
+        CheckConstraint("verdict in ('agreed', 'seen_not_agreed')", name="verdict"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    document_id: Mapped[int] = mapped_column(BigId, ForeignKey("document.id"), index=True)
+    signer_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    verdict: Mapped[str] = mapped_column(String(20))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    document_sha256: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[datetime]
+
+    document: Mapped[Document] = relationship(back_populates="signatures")
+
+
+DEADLINE_OPEN = ("pending", "reminded", "overdue")
+
+
+class Deadline(Base):
+    __tablename__ = "deadline"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(BigId, ForeignKey("case_file.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(300), default="")
+    due_at: Mapped[datetime]
+    # Next moment the worker must look at this row: a reminder or the due time itself.
+    remind_at: Mapped[Optional[datetime]]
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    owner_role: Mapped[str] = mapped_column(String(40))
+    reminder_days: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime]
+    resolved_at: Mapped[Optional[datetime]]
+
+    __table_args__ = (
+        CheckConstraint(
+            "status in ('pending', 'reminded', 'overdue', 'met', 'cancelled')", name="status"
+        ),
+        Index(
+            "ix_deadline_open_due",
+            "remind_at",
+            postgresql_where=text("status in ('pending', 'reminded')"),
+            sqlite_where=text("status in ('pending', 'reminded')"),
+        ),
+    )
+
+
+class Notification(Base):
+    """The outbox: written in the transition's transaction, delivered by the worker afterwards."""
+
+    __tablename__ = "notification"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    case_id: Mapped[Optional[int]] = mapped_column(BigId, ForeignKey("case_file.id"), index=True)
+    event_seq: Mapped[Optional[int]] = mapped_column(Integer)
+    recipient_user_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id"))
+    recipient_address: Mapped[Optional[str]] = mapped_column(String(254))
+    recipient_role: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(300))
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[Optional[datetime]]
+    last_error: Mapped[Optional[str]] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[Optional[datetime]]
+
+    __table_args__ = (
+        Index(
+            "ix_notification_pending",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+    )
+
+
+class AccessLog(Base):
+    __tablename__ = "access_log"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime]
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    case_id: Mapped[int] = mapped_column(BigId, ForeignKey("case_file.id"), index=True)
+    action: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(String(300), default="")
+
+
+class AuthToken(Base):
+    """Only the sha256 of a token is stored: a stolen database yields no usable token."""
+
+    __tablename__ = "auth_token"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[Optional[datetime]]
+
+
+# Database-level guarantees, installed by create_all and by the migration alike.
+IMMUTABILITY_DDL = {
+    "sqlite": [
+        """CREATE TRIGGER IF NOT EXISTS document_content_immutable BEFORE UPDATE OF content, sha256, kind, version, case_id ON document
+           BEGIN SELECT RAISE(ABORT, 'document content is immutable: write a new version'); END""",
+        """CREATE TRIGGER IF NOT EXISTS document_signed_undeletable BEFORE DELETE ON document
+           WHEN EXISTS (SELECT 1 FROM signature WHERE document_id = OLD.id)
+           BEGIN SELECT RAISE(ABORT, 'a signed document cannot be deleted'); END""",
+        """CREATE TRIGGER IF NOT EXISTS signature_immutable BEFORE UPDATE ON signature
+           BEGIN SELECT RAISE(ABORT, 'signatures are immutable'); END""",
+    ],
+    "postgresql": [
+        """CREATE OR REPLACE FUNCTION traject_reject() RETURNS trigger AS $$
+           BEGIN RAISE EXCEPTION '%', TG_ARGV[0]; END $$ LANGUAGE plpgsql""",
+        """CREATE OR REPLACE FUNCTION traject_document_guard() RETURNS trigger AS $$
+           BEGIN
+             IF TG_OP = 'DELETE' THEN
+               IF EXISTS (SELECT 1 FROM signature WHERE document_id = OLD.id) THEN
+                 RAISE EXCEPTION 'a signed document cannot be deleted';
+               END IF;
+               RETURN OLD;
+             END IF;
+             IF NEW.content::text IS DISTINCT FROM OLD.content::text OR NEW.sha256 <> OLD.sha256
+                OR NEW.kind <> OLD.kind OR NEW.version <> OLD.version OR NEW.case_id <> OLD.case_id THEN
+               RAISE EXCEPTION 'document content is immutable: write a new version';
+             END IF;
+             RETURN NEW;
+           END $$ LANGUAGE plpgsql""",
+        """DROP TRIGGER IF EXISTS document_guard ON document""",
+        """CREATE TRIGGER document_guard BEFORE UPDATE OR DELETE ON document
+           FOR EACH ROW EXECUTE FUNCTION traject_document_guard()""",
+        """DROP TRIGGER IF EXISTS signature_immutable ON signature""",
+        """CREATE TRIGGER signature_immutable BEFORE UPDATE ON signature
+           FOR EACH ROW EXECUTE FUNCTION traject_reject('signatures are immutable')""",
+        """DROP TRIGGER IF EXISTS audit_event_no_update ON audit_event""",
+        # On SQLite anyone with the file can edit it; there `traject audit verify` is the guard.
+        """CREATE TRIGGER audit_event_no_update BEFORE UPDATE OR DELETE ON audit_event
+           FOR EACH ROW EXECUTE FUNCTION traject_reject('audit events are append-only')""",
+    ],
+}
+
+
+def install_immutability(connection) -> None:
+    for statement in IMMUTABILITY_DDL.get(connection.dialect.name, []):
+        connection.exec_driver_sql(statement)
+
+
+@event.listens_for(Base.metadata, "after_create")
+def _after_create(target, connection, **kw):
+    install_immutability(connection)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record):
+    # WAL lets the worker sweep while the web serves; foreign keys are off by default in SQLite.
+    module = type(dbapi_connection).__module__
+    if module.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()

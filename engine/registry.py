@@ -1,0 +1,98 @@
+"""Named guards, effects and document validators that definitions refer to by name.
+
+A guard returns None when met, or one unmet condition (or a list of them):
+    {"guard": name, "field": path-or-None, "message": English, "message_nl": Dutch}
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import Any, Callable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .models import Case, Document
+
+
+@dataclass
+class Registry:
+    guards: dict[str, Callable] = field(default_factory=dict)
+    effects: dict[str, Callable] = field(default_factory=dict)
+    validators: dict[str, Callable] = field(default_factory=dict)
+
+    def guard(self, name: str):
+        def register(fn):
+            self.guards[name] = fn
+            return fn
+
+        return register
+
+    def effect(self, name: str):
+        def register(fn):
+            self.effects[name] = fn
+            return fn
+
+        return register
+
+    def validator(self, name: str):
+        def register(fn):
+            self.validators[name] = fn
+            return fn
+
+        return register
+
+
+def unmet(guard: str, message: str, message_nl: str, field: str | None = None, **extra) -> dict:
+    return {"guard": guard, "field": field, "message": message, "message_nl": message_nl, **extra}
+
+
+@dataclass
+class Context:
+    """What a guard, effect or validator may look at. Built once per command."""
+
+    session: Session
+    case: Case
+    definition: Any
+    actor: Any
+    now: datetime
+    data: dict  # the case's data with this step's input merged in
+    input: dict
+    config: Any = None
+    trigger: str | None = None
+    engine: Any = None
+
+    @cached_property
+    def documents(self) -> dict[str, Document]:
+        """The latest version of each document kind on the case (one query)."""
+        if self.case.id is None:
+            return {}
+        rows = self.session.scalars(
+            select(Document).where(Document.case_id == self.case.id).order_by(Document.kind, Document.version)
+        )
+        latest: dict[str, Document] = {}
+        for doc in rows:
+            latest[doc.kind] = doc
+        return latest
+
+    def document_is_signed(self, kind: str) -> bool:
+        doc = self.documents.get(kind)
+        if doc is None:
+            return False
+        signed = {s.signer_id for s in doc.signatures}
+        return set(doc.required_signer_ids) <= signed
+
+    def value(self, path: str):
+        """Resolve "data.x.y" or "documents.kind.field" (or a bare data key)."""
+        parts = path.split(".")
+        if parts[0] == "documents":
+            doc = self.documents.get(parts[1])
+            node = doc.content if doc is not None else None
+            parts = parts[2:]
+        else:
+            node = self.data
+            parts = parts[1:] if parts[0] == "data" else parts
+        for part in parts:
+            node = node.get(part) if isinstance(node, dict) else None
+        return node

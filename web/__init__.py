@@ -1,0 +1,1 @@
+"""Flask app factory, auth, JSON API, HTML views, CLI and worker entry points."""

@@ -1,0 +1,108 @@
+"""The app factory: create_app(config) with register_* steps."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask, jsonify
+from flask_smorest import Api
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from engine.clock import SystemClock
+from engine.commands import Engine, EngineConfig
+from engine.definitions import sync
+from workflows import load_definitions, make_registry
+
+from . import config as config_module
+from . import errors
+from .extensions import db, limiter, login_manager, migrate
+
+log = logging.getLogger(__name__)
+MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
+
+
+class TrajectApi(Api):
+    """flask-smorest, but every error in the contract's shape."""
+
+    def handle_http_exception(self, error):
+        return errors.from_http_exception(error)
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=False)
+    settings = config_module.from_env()
+    settings.update(overrides or {})
+    app.config.update(settings)
+    app.config.update(
+        API_TITLE="Traject API",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+        MAX_CONTENT_LENGTH=app.config.get("MAX_CONTENT_LENGTH", 512 * 1024),
+        JSON_SORT_KEYS=False,
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+    )
+    app.instance_path = app.config["TRAJECT_INSTANCE"]
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    register_extensions(app)
+    register_engine(app)
+    register_api(app)
+    errors.register(app)
+    register_health(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS, render_as_batch=True)
+    login_manager.init_app(app)
+    limiter.init_app(app)
+
+
+def register_engine(app: Flask) -> None:
+    registry = make_registry()
+    definitions = load_definitions(registry)  # an invalid definition stops the start, loudly
+    config = EngineConfig(
+        timezone=app.config["TRAJECT_TIMEZONE"],
+        external_recipients={"rgs": app.config["RGS_ADDRESS"]},
+    )
+    app.extensions["traject"] = Engine(registry, config, app.config.get("CLOCK") or SystemClock())
+    app.extensions["traject.definitions"] = definitions
+    with app.app_context():
+        try:
+            if inspect(db.engine).has_table("workflow_definition"):
+                sync_definitions(app)
+        except SQLAlchemyError as exc:  # the database may not exist yet: `traject db upgrade` comes first
+            log.warning("definitions not synchronised: %s", exc)
+            db.session.rollback()
+
+
+def sync_definitions(app: Flask) -> list:
+    added = sync(db.session, app.extensions["traject.definitions"], app.extensions["traject"].clock.now())
+    db.session.commit()
+    for row in added:
+        log.info("stored workflow %s version %s (%s)", row.key, row.version, row.sha256[:12])
+    return added
+
+
+def register_api(app: Flask) -> None:
+    from .api import api
+
+    smorest = TrajectApi(app, spec_kwargs={"info": {"description": "Traject: workflows, deadlines and "
+                                                                   "escalation for specialist training."}})
+    smorest.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+    smorest.spec.options["security"] = [{"bearerAuth": []}]
+    smorest.register_blueprint(api)
+
+
+def register_health(app: Flask) -> None:
+    @app.get("/healthz")
+    def healthz():
+        try:
+            db.session.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            db.session.rollback()
+            return errors.error_response(503, "unavailable", "the database does not answer")
+        return jsonify({"status": "ok"})

@@ -1,0 +1,66 @@
+"""Passwords (scrypt via werkzeug), API tokens (only their sha256 stored, expiring, revocable)."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from flask import current_app, g, request
+from sqlalchemy import select, update
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from engine.models import AuthToken, User
+
+from .extensions import db
+
+# Compared against when the e-mail is unknown, so both paths cost one KDF run.
+_DUMMY_HASH = generate_password_hash("not-a-password")
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password)  # scrypt, salted
+
+
+def check_credentials(email: str, password: str) -> User | None:
+    email = email.strip().lower()
+    if email.endswith("@demo.traject.nl") and not current_app.config["TRAJECT_DEMO"]:
+        email = ""  # demo accounts work only in a demo instance
+    user = db.session.scalar(select(User).where(User.email == email)) if email else None
+    if user is None or not user.active or not user.password_hash:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    return user if check_password_hash(user.password_hash, password) else None
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(user: User, now: datetime) -> tuple[str, datetime]:
+    token = secrets.token_urlsafe(32)
+    expires = now + timedelta(hours=current_app.config["TOKEN_TTL_HOURS"])
+    db.session.add(AuthToken(user_id=user.id, token_hash=_digest(token), created_at=now, expires_at=expires))
+    return token, expires
+
+
+def user_for_token(token: str, now: datetime) -> User | None:
+    row = db.session.execute(
+        select(AuthToken, User).join(User, User.id == AuthToken.user_id).where(AuthToken.token_hash == _digest(token))
+    ).first()
+    if row is None:
+        return None
+    tok, user = row
+    if tok.revoked_at is not None or tok.expires_at <= now or not user.active:
+        return None
+    g.token_id = tok.id
+    return user
+
+
+def revoke_current(now: datetime) -> None:
+    db.session.execute(update(AuthToken).where(AuthToken.id == g.token_id).values(revoked_at=now))
+
+
+def bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None

@@ -1,0 +1,46 @@
+"""Configuration from the environment, read when the app is created (never at import time)."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+DEV_ENVS = ("development", "testing")
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+def _dev_secret(instance: Path) -> str:
+    # Development only: a random key kept in the instance folder, never a default in code.
+    path = instance / "secret_key"
+    if not path.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def from_env(env=None) -> dict:
+    env = os.environ if env is None else env
+    mode = env.get("TRAJECT_ENV", "production")
+    instance = Path(env.get("TRAJECT_INSTANCE") or Path.cwd() / "instance").resolve()
+    secret = env.get("SECRET_KEY")
+    if not secret:
+        if mode not in DEV_ENVS:
+            raise ConfigError("SECRET_KEY must be set (or TRAJECT_ENV=development for a local demo)")
+        secret = _dev_secret(instance)
+    database_url = env.get("DATABASE_URL") or f"sqlite:///{instance / 'traject.db'}"
+    return {
+        "TRAJECT_ENV": mode,
+        "TRAJECT_INSTANCE": str(instance),
+        "SECRET_KEY": secret,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "TRAJECT_TIMEZONE": env.get("TRAJECT_TIMEZONE", "Europe/Amsterdam"),
+        "TRAJECT_DEMO": env.get("TRAJECT_DEMO", "1" if mode in DEV_ENVS else "0") == "1",
+        "TOKEN_TTL_HOURS": int(env.get("TOKEN_TTL_HOURS", "12")),
+        "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "MAIL_BACKEND": env.get("MAIL_BACKEND", "file"),
+        "RGS_ADDRESS": env.get("RGS_ADDRESS", "rgs@rgs.example.nl"),
+    }

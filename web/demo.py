@@ -1,0 +1,224 @@
+"""The demo region (CONTRACT.md section 5): five hospitals, a user for every role, example cases.
+
+No real staff names (DOMAIN.md §2.2). Passwords are random per instance, printed once,
+kept in the instance folder, and refused outside a demo instance.
+"""
+from __future__ import annotations
+
+import random
+import secrets
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from engine.clock import FixedClock
+from engine.commands import Engine
+from engine.models import Case, Institution, Region, RoleAssignment, User
+
+from .auth import hash_password
+from .extensions import db
+
+DEMO_DOMAIN = "demo.traject.nl"
+REGION = ("cluster-utrecht", "Cluster Utrecht — anesthesiologie")
+INSTITUTIONS = [
+    ("meander", "Meander Medisch Centrum", "Amersfoort"),
+    ("gelre", "Gelre ziekenhuizen", "Apeldoorn"),
+    ("rijnstate", "Rijnstate", "Arnhem"),
+    ("gelderse_vallei", "Ziekenhuis Gelderse Vallei", "Ede"),
+    ("umcu", "UMC Utrecht", "Utrecht"),
+]
+# Invented names: never real staff.
+NAMES = {
+    "opleider": ["dr. A. de Vries", "dr. B. Jansen", "dr. C. Bakker", "dr. D. Visser", "prof. dr. E. Smit"],
+    "aios": ["F. Meijer", "G. de Boer", "H. Mulder", "I. de Groot", "J. Bos", "K. Vos", "L. Peters",
+             "M. Hendriks", "N. van Leeuwen", "O. Dekker"],
+    "coc_chair": ["dr. P. Brouwer", "dr. Q. de Wit", "dr. R. Dijkstra", "dr. S. Smits", "prof. dr. T. de Graaf"],
+    "rvb": ["U. van der Meer", "V. van der Linden", "W. Kok", "X. Jacobs", "Y. de Haan"],
+    "hr": ["Z. Vermeulen", "A. van den Heuvel", "B. van der Veen", "C. van den Berg", "D. van Dijk"],
+}
+REGIONAL = [
+    ("rso_board", "RSO-bestuur (secretariaat)"),
+    ("r_coc_chair", "dr. E. Schouten (voorzitter R-COC)"),
+    ("regio_bestuur", "F. van Beek (Regio-Bestuur)"),
+    ("vertrouwenspersoon", "G. Willems (vertrouwenspersoon)"),
+    ("admin", "Beheerder Traject"),
+]
+
+
+def email(role: str, code: str | None = None, n: int | None = None) -> str:
+    local = role.replace("_", "-") + (f".{code.replace('_', '-')}" if code else "") + (f".{n}" if n else "")
+    return f"{local}@{DEMO_DOMAIN}"
+
+
+def _password(instance: Path) -> str:
+    path = instance / "demo_password.txt"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(9))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _user(address: str, name: str, role: str, inst: Institution | None, region: Region, pw_hash: str, now):
+    account = db.session.scalar(select(User).where(User.email == address))
+    if account is None:
+        account = User(email=address, name=name, password_hash=pw_hash, language="nl", active=True, created_at=now)
+        account.roles.append(RoleAssignment(role=role, institution_id=inst.id if inst else None, region_id=region.id))
+        db.session.add(account)
+    return account
+
+
+def load(app, scale: int = 0, echo=print) -> None:
+    from .app import sync_definitions
+
+    sync_definitions(app)
+    eng: Engine = app.extensions["traject"]
+    now = eng.clock.now()
+    password = _password(Path(app.instance_path))
+    pw_hash = hash_password(password)
+
+    region = db.session.scalar(select(Region).where(Region.code == REGION[0]))
+    if region is None:
+        region = Region(code=REGION[0], name=REGION[1])
+        db.session.add(region)
+        db.session.flush()
+    insts = {}
+    for code, name, city in INSTITUTIONS:
+        inst = db.session.scalar(select(Institution).where(Institution.code == code))
+        if inst is None:
+            inst = Institution(code=code, name=name, city=city, region_id=region.id)
+            db.session.add(inst)
+            db.session.flush()
+        insts[code] = inst
+    users: dict[str, User] = {}
+    for i, (code, _, _) in enumerate(INSTITUTIONS):
+        for role in ("opleider", "coc_chair", "rvb", "hr"):
+            users[email(role, code)] = _user(email(role, code), NAMES[role][i], role, insts[code], region, pw_hash, now)
+        for n in (1, 2):
+            address = email("aios", code, n)
+            users[address] = _user(address, NAMES["aios"][2 * i + n - 1], "aios", insts[code], region, pw_hash, now)
+    for role, name in REGIONAL:
+        users[email(role)] = _user(email(role), name, role, None, region, pw_hash, now)
+    db.session.commit()
+
+    if not db.session.scalar(select(func.count()).select_from(Case).where(Case.region_id == region.id)):
+        _example_cases(app, eng, users, now)
+        db.session.commit()
+    if scale:
+        synthetic(app, eng, users, scale, echo)
+
+    echo(f"Demo region {REGION[1]!r}: {len(insts)} institutions, {len(users)} users.")
+    echo(f"Log in as e.g. {email('opleider', 'meander')} / {email('aios', 'meander', 1)} / "
+         f"{email('coc_chair', 'meander')} / {email('regio_bestuur')} / {email('admin')}")
+    echo(f"Demo password (every demo user; only valid in a demo instance): {password}")
+
+
+def _at(eng: Engine, moment: datetime) -> Engine:
+    return Engine(eng.registry, eng.config, FixedClock(moment))
+
+
+def _walk(eng, moment, actor, case_id, steps):
+    """Fire (trigger, data) pairs a few days apart; returns the moment after the last."""
+    for trigger, data in steps:
+        case = db.session.get(Case, case_id)
+        _at(eng, moment).fire(db.session, actor, case_id, trigger, case.version, data)
+        moment += timedelta(days=random.randint(3, 12))
+    return moment
+
+
+def _plan(eng, moment, opleider, aios, case_id, term_end: date, sign_both=True):
+    e = _at(eng, moment)
+    doc = e.add_document(db.session, opleider, case_id, "improvement_plan", {
+        "learning_goals": ["Zelfstandig een preoperatieve screening afronden binnen 30 minuten (datum: "
+                           f"{term_end.isoformat()})", "Overdracht volgens SBAR bij elke dienstwissel"],
+        "approach": "Wekelijks casuïstiekbespreking met de supervisor; twee KPB's per week.",
+        "support": "Vaste supervisor op de OK; gesprek met de onderwijskundige.",
+        "term_end": term_end.isoformat(),
+    })
+    e.sign(db.session, opleider, doc.id, "agreed")
+    if sign_both:
+        e.sign(db.session, aios, doc.id, "agreed", "Eens met de afspraken.")
+
+
+def _example_cases(app, eng: Engine, users: dict, now: datetime) -> None:
+    random.seed(2026)
+    today = now.date()
+    actor = lambda address: eng.actor_for(users[address])  # noqa: E731
+    rows = [
+        ("meander", 1, "signalled", 5), ("meander", 2, "guidance", 70), ("gelre", 1, "analysis", 12),
+        ("gelre", 2, "plan", 30), ("rijnstate", 1, "closed", 200), ("rijnstate", 2, "intensified", 160),
+        ("gelderse_vallei", 1, "withdrawn", 40), ("umcu", 1, "guidance_overdue", 150), ("umcu", 2, "discussion", 20),
+    ]
+    for code, n, target, days_ago in rows:
+        opleider, aios_user = actor(email("opleider", code)), users[email("aios", code, n)]
+        aios = eng.actor_for(aios_user)
+        moment = now - timedelta(days=days_ago)
+        case = _at(eng, moment).open_case(
+            db.session, opleider, workflow="internal_guidance", institution=code, subject_id=aios_user.id,
+            title=f"Begeleiding {aios_user.name}",
+            data={"signal": "Supervisoren melden achterblijvende zelfstandigheid bij de preoperatieve screening "
+                            "en onvolledige overdrachten."})
+        db.session.flush()
+        moment += timedelta(days=2)
+        if target == "signalled":
+            continue
+        if target == "withdrawn":
+            _walk(eng, moment, opleider, case.id, [("analyse", {}), ("withdraw", {
+                "reason": "Na analyse van het portfolio blijkt het signaal niet terecht."})])
+            continue
+        moment = _walk(eng, moment, opleider, case.id, [("analyse", {})])
+        if target == "analysis":
+            continue
+        moment = _walk(eng, moment, opleider, case.id, [("discuss", {
+            "core_problem": "Onvoldoende structuur in de voorbereiding; twijfel over eigen kunnen."})])
+        if target == "discussion":
+            continue
+        moment = _walk(eng, moment, opleider, case.id, [("draft_plan", {
+            "discussion_summary": "Oorzaken besproken; aios herkent het beeld en wil extra begeleiding."})])
+        term_end = today + timedelta(days=45) if target != "guidance_overdue" else today - timedelta(days=10)
+        _plan(eng, moment, opleider, aios, case.id, term_end, sign_both=target != "plan")
+        if target == "plan":
+            continue
+        moment = _walk(eng, moment, opleider, case.id, [("start_guidance", {"iop_updated": True})])
+        sufficient = target == "closed"
+        moment = _walk(eng, moment, opleider, case.id, [("record_evaluation", {"evaluation": {
+            "date": (moment.date()).isoformat(), "summary": "Duidelijke vooruitgang in zelfstandigheid."
+            if sufficient else "Nog onvoldoende vooruitgang; overdrachten blijven onvolledig.",
+            "sufficient": sufficient}})])
+        if target == "closed":
+            _walk(eng, moment, opleider, case.id, [("close", {
+                "outcome_summary": "Leerdoelen behaald; terug naar het reguliere opleidingstraject."})])
+        elif target == "intensified":
+            _walk(eng, moment, opleider, case.id, [("intensify", {
+                "report": "Verslag onvoldoende voortgang: leerdoelen na twee evaluaties niet behaald.",
+                "decision_moment": "progress_meeting", "aios_informed_of_dispute_procedure": True,
+                "decision_date": moment.date().isoformat(),
+                "reasons": "Onvoldoende verbetering binnen het interne traject."})])
+
+
+def synthetic(app, eng: Engine, users: dict, n: int, echo) -> None:
+    """N extra internal_guidance cases with realistic histories, committed in batches, with progress."""
+    rng = random.Random(n)
+    codes = [c for c, _, _ in INSTITUTIONS]
+    start = time.monotonic()
+    batch = 200
+    for i in range(n):
+        code = rng.choice(codes)
+        opleider = eng.actor_for(users[email("opleider", code)])
+        aios_user = users[email("aios", code, rng.choice((1, 2)))]
+        moment = eng.clock.now() - timedelta(days=rng.randint(1, 700))
+        case = _at(eng, moment).open_case(
+            db.session, opleider, workflow="internal_guidance", institution=code, subject_id=aios_user.id,
+            title=f"Synthetisch traject {i + 1}", data={"signal": "Synthetisch signaal voor de belastingproef."})
+        db.session.flush()
+        depth = rng.randint(0, 3)
+        steps = [("analyse", {}), ("discuss", {"core_problem": "Synthetisch kernprobleem"}),
+                 ("draft_plan", {"discussion_summary": "Synthetisch verslag"})][:depth]
+        _walk(eng, moment + timedelta(days=1), opleider, case.id, steps)
+        if (i + 1) % batch == 0 or i + 1 == n:
+            db.session.commit()
+            db.session.expunge_all()
+            users.update({u.email: u for u in db.session.scalars(select(User))})
+            rate = (i + 1) / max(time.monotonic() - start, 1e-6)
+            echo(f"  synthetic cases: {i + 1}/{n} ({rate:.0f}/s)")

@@ -1,0 +1,13 @@
+"""Extensions, created once and bound in create_app."""
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+
+from engine.models import Base
+
+db = SQLAlchemy(metadata=Base.metadata, session_options={"expire_on_commit": False})
+migrate = Migrate()
+login_manager = LoginManager()
+limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True)

@@ -1,0 +1,171 @@
+"""Marshmallow schemas: they validate requests and generate the OpenAPI document."""
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+
+class ErrorBody(Schema):
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+    details = fields.Dict(required=True)
+
+
+class ErrorSchema(Schema):
+    error = fields.Nested(ErrorBody, required=True)
+
+
+class TokenRequest(Schema):
+    email = fields.String(required=True, validate=validate.Length(min=3, max=254))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=1000))
+
+
+class TokenResponse(Schema):
+    token = fields.String(required=True)
+    expires_at = fields.DateTime(required=True)
+
+
+class RoleOut(Schema):
+    role = fields.String(required=True)
+    institution = fields.String(allow_none=True)
+
+
+class MeSchema(Schema):
+    id = fields.Integer(required=True)
+    email = fields.String(required=True)
+    name = fields.String(required=True)
+    roles = fields.List(fields.Nested(RoleOut), required=True)
+
+
+class WorkflowTransition(Schema):
+    trigger = fields.String(required=True)
+    source = fields.String(required=True)
+    dest = fields.String(required=True)
+    roles = fields.List(fields.String(), required=True)
+
+
+class WorkflowSchema(Schema):
+    key = fields.String(required=True)
+    version = fields.Integer(required=True)
+    sha256 = fields.String(required=True)
+    title = fields.String(required=True)
+    states = fields.List(fields.String(), required=True)
+    final_states = fields.List(fields.String(), required=True)
+    transitions = fields.List(fields.Nested(WorkflowTransition), required=True)
+
+
+class DeadlineSchema(Schema):
+    id = fields.Integer(required=True)
+    kind = fields.String(required=True)
+    label = fields.String()
+    due_at = fields.DateTime(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(["pending", "reminded", "overdue", "met", "cancelled"]))
+    owner_role = fields.String(required=True)
+
+
+class SignatureSchema(Schema):
+    id = fields.Integer(required=True)
+    signer_id = fields.Integer(required=True)
+    verdict = fields.String(required=True)
+    comment = fields.String()
+    signed_at = fields.DateTime(required=True)
+    document_sha256 = fields.String(required=True)
+
+
+class DocumentSchema(Schema):
+    id = fields.Integer(required=True)
+    case_id = fields.Integer(required=True)
+    kind = fields.String(required=True)
+    version = fields.Integer(required=True)
+    sha256 = fields.String(required=True)
+    content = fields.Dict(required=True)
+    required_signers = fields.List(fields.Integer(), required=True)
+    signatures = fields.List(fields.Nested(SignatureSchema), required=True)
+    created_at = fields.DateTime(required=True)
+
+
+class CaseSchema(Schema):
+    id = fields.Integer(required=True)
+    workflow = fields.String(required=True)
+    workflow_version = fields.Integer(required=True)
+    institution = fields.String(required=True)
+    subject_id = fields.Integer(allow_none=True)
+    opened_by = fields.Integer(required=True)
+    responsible_id = fields.Integer(allow_none=True)
+    title = fields.String()
+    state = fields.String(required=True)
+    version = fields.Integer(required=True)
+    opened_at = fields.DateTime(required=True)
+    closed_at = fields.DateTime(allow_none=True)
+    data = fields.Dict(required=True)
+    available_triggers = fields.List(fields.String(), required=True)
+    deadlines = fields.List(fields.Nested(DeadlineSchema), required=True)
+    documents = fields.List(fields.Nested(DocumentSchema), required=True)
+    parent_id = fields.Integer(allow_none=True)
+    child_ids = fields.List(fields.Integer(), required=True)
+
+
+class CasePage(Schema):
+    items = fields.List(fields.Nested(CaseSchema), required=True)
+    next = fields.String(allow_none=True, required=True)
+
+
+class CaseCreate(Schema):
+    workflow = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    institution = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    subject_id = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1, max=2**62))
+    parent_id = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1, max=2**62))
+    title = fields.String(validate=validate.Length(max=300))
+    data = fields.Dict(keys=fields.String(validate=validate.Length(max=100)), load_default=dict)
+
+
+class CaseQuery(Schema):
+    workflow = fields.String(validate=validate.Length(max=64))
+    state = fields.String(validate=validate.Length(max=64))
+    institution = fields.String(validate=validate.Length(max=64))
+    overdue = fields.Boolean()
+    cursor = fields.String(validate=validate.Length(max=100))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class TransitionRequest(Schema):
+    trigger = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    expected_version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=2**31))
+    data = fields.Dict(keys=fields.String(validate=validate.Length(max=100)), load_default=dict)
+
+
+class EventSchema(Schema):
+    seq = fields.Integer(required=True)
+    at = fields.DateTime(required=True)
+    actor_id = fields.Integer(allow_none=True)
+    type = fields.String(required=True)
+    trigger = fields.String(allow_none=True)
+    from_state = fields.String(allow_none=True)
+    to_state = fields.String(allow_none=True)
+    data = fields.Dict(required=True)
+    hash = fields.String(required=True)
+    prev_hash = fields.String(required=True)
+
+
+class NotificationSchema(Schema):
+    id = fields.Integer(required=True)
+    recipient = fields.String(required=True)
+    recipient_role = fields.String(required=True)
+    kind = fields.String(required=True)
+    subject = fields.String(required=True)
+    status = fields.String(required=True)
+    attempts = fields.Integer(required=True)
+    created_at = fields.DateTime(required=True)
+
+
+class DocumentCreate(Schema):
+    kind = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    content = fields.Dict(required=True, keys=fields.String(validate=validate.Length(max=100)))
+
+
+class SignatureCreate(Schema):
+    verdict = fields.String(required=True, validate=validate.OneOf(["agreed", "seen_not_agreed"]))
+    comment = fields.String(load_default="", validate=validate.Length(max=20000))
+
+
+class Health(Schema):
+    status = fields.String(required=True)
