@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from time import monotonic as _monotonic
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -58,14 +59,26 @@ class Engine:
         self.registry = registry
         self.config = config or EngineConfig()
         self.clock = clock or SystemClock()
+        self._latest = None
 
     # -- definitions ------------------------------------------------------------
 
     def definition(self, row: WorkflowDefinition) -> Definition:
         return Definition.for_row(row, self.registry)
 
+    LATEST_TTL = 30.0  # seconds; new versions are stored at start-up, so staleness is brief and harmless
+
     def latest(self, session: Session) -> dict[str, Definition]:
-        return {key: self.definition(row) for key, row in latest_rows(session).items()}
+        """The newest version of every workflow (what new cases open with), cached briefly per process."""
+        cached = self._latest
+        if cached and _monotonic() - cached[0] < self.LATEST_TTL:
+            return cached[1]
+        latest = {key: self.definition(row) for key, row in latest_rows(session).items()}
+        self._latest = (_monotonic(), latest)
+        return latest
+
+    def forget_definitions(self) -> None:
+        self._latest = None
 
     def visibility(self, session: Session) -> dict[str, dict[str, str]]:
         return {key: d.visibility for key, d in self.latest(session).items()}
@@ -111,10 +124,9 @@ class Engine:
         data = data or {}
         if not isinstance(data, dict):
             raise ValidationError("data must be an object", {"data": ["must be an object"]})
-        rows = latest_rows(session)
-        if workflow not in rows:
+        definition = self.latest(session).get(workflow)
+        if definition is None:
             raise ValidationError(f"unknown workflow {workflow!r}", {"workflow": [f"unknown workflow {workflow!r}"]})
-        definition = self.definition(rows[workflow])
         inst_q = select(Institution).where(
             Institution.id == institution if isinstance(institution, int) else Institution.code == institution
         )
@@ -140,7 +152,7 @@ class Engine:
             parent_id=parent_id, title=(title or "")[:300], state=definition.open.dest, version=1, data={},
             opened_at=now, updated_at=now, audit_seq=0, audit_head="",
         )
-        case.definition = rows[workflow]
+        case.definition = session.get(WorkflowDefinition, definition.row_id)
         case.institution = inst
         if parent is not None:
             case.parent_id = parent.id

@@ -11,7 +11,7 @@ from functools import cached_property
 from typing import Any, Callable
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from .models import Case, Document
 
@@ -69,8 +69,9 @@ class Context:
         if self.case.id is None:
             return {}
         rows = self.session.scalars(
-            select(Document).where(Document.case_id == self.case.id).order_by(Document.kind, Document.version)
-        )
+            select(Document).options(joinedload(Document.signatures))
+            .where(Document.case_id == self.case.id).order_by(Document.kind, Document.version)
+        ).unique()
         latest: dict[str, Document] = {}
         for doc in rows:
             latest[doc.kind] = doc

@@ -40,7 +40,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/api/v1",
         OPENAPI_JSON_PATH="openapi.json",
-        MAX_CONTENT_LENGTH=app.config.get("MAX_CONTENT_LENGTH", 512 * 1024),
+        MAX_CONTENT_LENGTH=app.config.get("MAX_CONTENT_LENGTH") or 512 * 1024,
         JSON_SORT_KEYS=False,
         SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
     )
@@ -50,6 +50,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     register_engine(app)
     register_api(app)
     errors.register(app)
+    register_docs(app)
     register_health(app)
     return app
 
@@ -58,6 +59,9 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS, render_as_batch=True)
     login_manager.init_app(app)
+    from .auth import load_session_user
+
+    login_manager.user_loader(load_session_user)
     limiter.init_app(app)
 
 
@@ -82,6 +86,7 @@ def register_engine(app: Flask) -> None:
 def sync_definitions(app: Flask) -> list:
     added = sync(db.session, app.extensions["traject.definitions"], app.extensions["traject"].clock.now())
     db.session.commit()
+    app.extensions["traject"].forget_definitions()
     for row in added:
         log.info("stored workflow %s version %s (%s)", row.key, row.version, row.sha256[:12])
     return added
@@ -95,6 +100,15 @@ def register_api(app: Flask) -> None:
     smorest.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     smorest.spec.options["security"] = [{"bearerAuth": []}]
     smorest.register_blueprint(api)
+
+
+def register_docs(app: Flask) -> None:
+    from flask import render_template
+
+    @app.get("/api/v1/docs")
+    def api_docs():
+        """The OpenAPI document rendered by a vendored Swagger UI (no CDN)."""
+        return render_template("api_docs.html")
 
 
 def register_health(app: Flask) -> None:

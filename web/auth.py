@@ -64,3 +64,31 @@ def bearer_token() -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+class SessionUser:
+    """flask-login's view of a user; the engine's User model stays free of Flask."""
+
+    is_authenticated = True
+    is_anonymous = False
+
+    def __init__(self, user: User):
+        self.user = user
+
+    @property
+    def is_active(self) -> bool:
+        return self.user.active
+
+    def get_id(self) -> str:
+        return str(self.user.id)
+
+    def __getattr__(self, name):
+        return getattr(self.user, name)
+
+
+def load_session_user(user_id: str) -> SessionUser | None:
+    try:
+        user = db.session.get(User, int(user_id))
+    except (TypeError, ValueError):
+        return None
+    return SessionUser(user) if user is not None and user.active else None

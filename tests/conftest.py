@@ -1,0 +1,189 @@
+"""Fixtures: the same suite on SQLite and on PostgreSQL (TEST_POSTGRES_URL, set by scripts/with-postgres).
+
+The schema is built by the real migrations once per database; each test starts from
+empty tables (workflow definitions kept) and a fixed clock.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import create_engine, delete, text
+
+from engine.clock import FixedClock
+from engine.models import Base, Institution, Region, RoleAssignment, User, WorkflowDefinition
+
+START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+PG_URL = os.environ.get("TEST_POSTGRES_URL")
+
+
+def _backends():
+    params = ["sqlite"]
+    if PG_URL or os.environ.get("CI"):
+        params.append("postgresql")
+    return params
+
+
+@pytest.fixture(scope="session", params=_backends())
+def database_url(request, tmp_path_factory):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'traject.db'}"
+    else:
+        if not PG_URL:
+            pytest.fail("CI needs PostgreSQL: run the suite through scripts/with-postgres (make test)")
+        url = PG_URL
+        eng = create_engine(url)
+        with eng.begin() as conn:  # a clean schema for this run
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        eng.dispose()
+    os.environ["TRAJECT_ENV"] = "testing"
+    from flask_migrate import upgrade
+
+    from web.app import create_app
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True,
+                      "TRAJECT_INSTANCE": str(tmp_path_factory.mktemp("instance"))})
+    with app.app_context():
+        upgrade()
+    return url
+
+
+@pytest.fixture
+def clock():
+    return FixedClock(START)
+
+
+@pytest.fixture
+def app(database_url, clock, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAJECT_ENV", "testing")
+    from web.app import create_app
+    from web.extensions import db, limiter
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "TESTING": True, "CLOCK": clock,
+                      "TRAJECT_INSTANCE": str(tmp_path / "instance"), "RGS_ADDRESS": "rgs@example.org"})
+    limiter.reset()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        _empty(db.engine)
+        db.engine.dispose()
+
+
+def _empty(engine) -> None:
+    tables = [t for t in reversed(Base.metadata.sorted_tables) if t.name != WorkflowDefinition.__tablename__]
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(delete(table))
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class Runner:
+    """The `traject` command against the test app."""
+
+    def __init__(self, app):
+        self.runner = app.test_cli_runner()
+
+    def invoke(self, args, input=None):
+        from web.cli import main
+
+        return self.runner.invoke(main, args=args, input=input)
+
+
+@pytest.fixture
+def runner(app):
+    return Runner(app)
+
+
+@dataclass
+class Api:
+    """A logged-in API user for tests."""
+
+    client: object
+    token: str
+    user_id: int
+
+    def _headers(self):
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def get(self, path, **kw):
+        return self.client.get("/api/v1" + path, headers=self._headers(), **kw)
+
+    def post(self, path, json=None, **kw):
+        return self.client.post("/api/v1" + path, json=json, headers=self._headers(), **kw)
+
+
+@dataclass
+class World:
+    app: object
+    client: object
+    users: dict
+    region_id: int
+    institutions: dict
+
+    def api(self, name: str) -> Api:
+        from web.auth import issue_token
+        from web.extensions import db
+
+        with self.app.app_context():
+            user = db.session.get(User, self.users[name])
+            token, _ = issue_token(user, self.app.extensions["traject"].clock.now())
+            db.session.commit()
+        return Api(self.client, token, self.users[name])
+
+
+ROLES = [
+    # name, role, institution code (None: regional)
+    ("opleider", "opleider", "meander"),
+    ("opleider2", "opleider", "meander"),
+    ("aios", "aios", "meander"),
+    ("aios2", "aios", "meander"),
+    ("coc", "coc_chair", "meander"),
+    ("hr", "hr", "meander"),
+    ("rvb", "rvb", "meander"),
+    ("opleider_gelre", "opleider", "gelre"),
+    ("aios_gelre", "aios", "gelre"),
+    ("coc_gelre", "coc_chair", "gelre"),
+    ("hr_gelre", "hr", "gelre"),
+    ("rso", "rso_board", None),
+    ("rcoc", "r_coc_chair", None),
+    ("regio", "regio_bestuur", None),
+    ("vp", "vertrouwenspersoon", None),
+    ("admin", "admin", None),
+]
+
+
+@pytest.fixture
+def world(app, client, clock):
+    from web.extensions import db
+
+    with app.app_context():
+        region = Region(code="cluster-utrecht", name="Cluster Utrecht — anesthesiologie")
+        db.session.add(region)
+        db.session.flush()
+        insts = {}
+        for code, name in [("meander", "Meander MC"), ("gelre", "Gelre ziekenhuizen")]:
+            insts[code] = Institution(code=code, name=name, region_id=region.id)
+            db.session.add(insts[code])
+        db.session.flush()
+        users = {}
+        for name, role, code in ROLES:
+            user = User(email=f"{name}@test.nl", name=name.capitalize(), active=True, created_at=clock.now())
+            user.roles.append(RoleAssignment(role=role, institution_id=insts[code].id if code else None,
+                                             region_id=region.id))
+            db.session.add(user)
+            db.session.flush()
+            users[name] = user.id
+        db.session.commit()
+        ids = {code: inst.id for code, inst in insts.items()}
+        region_id = region.id
+    return World(app, client, users, region_id, ids)

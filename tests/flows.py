@@ -1,0 +1,49 @@
+"""Walking real procedures through the HTTP API, shared by several test modules."""
+from __future__ import annotations
+
+PLAN = {
+    "learning_goals": ["Zelfstandig preoperatieve screening afronden (1 juni 2026)"],
+    "approach": "Wekelijkse casuïstiek met de supervisor",
+    "support": "Vaste supervisor",
+    "term_end": "2026-06-01",
+}
+
+
+def ok(response, status=200):
+    assert response.status_code == status, response.get_json()
+    return response.get_json()
+
+
+def fire(api, case, trigger, data=None, status=200):
+    response = api.post(f"/cases/{case['id']}/transitions",
+                        json={"trigger": trigger, "expected_version": case["version"], "data": data or {}})
+    return ok(response, status)
+
+
+def open_internal(opleider, aios_id, institution="meander"):
+    return ok(opleider.post("/cases", json={
+        "workflow": "internal_guidance", "institution": institution, "subject_id": aios_id,
+        "title": "Begeleiding", "data": {"signal": "Achterblijvende zelfstandigheid"}}), 201)
+
+
+def to_plan(opleider, aios, case):
+    case = fire(opleider, case, "analyse")
+    case = fire(opleider, case, "discuss", {"core_problem": "Structuur"})
+    case = fire(opleider, case, "draft_plan", {"discussion_summary": "Besproken"})
+    doc = ok(opleider.post(f"/cases/{case['id']}/documents", json={"kind": "improvement_plan", "content": PLAN}), 201)
+    return case, doc
+
+
+def sign(api, doc, verdict="agreed", comment="", status=201):
+    return ok(api.post(f"/documents/{doc['id']}/signatures", json={"verdict": verdict, "comment": comment}), status)
+
+
+def to_guidance(opleider, aios, case):
+    case, doc = to_plan(opleider, aios, case)
+    sign(opleider, doc)
+    sign(aios, doc)
+    return fire(opleider, case, "start_guidance", {"iop_updated": True})
+
+
+def evaluation(sufficient: bool, date="2026-04-01"):
+    return {"evaluation": {"date": date, "summary": "Evaluatie", "sufficient": sufficient}}
