@@ -263,6 +263,8 @@ class Notification(Base):
     kind: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(300))
     body_text: Mapped[str] = mapped_column(Text, default="")
+    # What to attach, rendered at delivery: [{"type": "document_pdf", "document_id": n}, {"type": "ics", ...}]
+    attachments: Mapped[list[Any]] = mapped_column(default=list)
     status: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[Optional[datetime]]
@@ -278,6 +280,16 @@ class Notification(Base):
             sqlite_where=text("status = 'pending'"),
         ),
     )
+
+
+class WorkerHeartbeat(Base):
+    """One row per worker process, touched on every pass: /healthz and the admin page show it."""
+
+    __tablename__ = "worker_heartbeat"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    started_at: Mapped[datetime]
+    seen_at: Mapped[datetime]
+    info: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class AccessLog(Base):
