@@ -32,7 +32,7 @@ class FieldSpecSchema(Schema):
     label = f.String(load_default="")
     label_en = f.String(load_default="")
     help = f.String(load_default="")
-    required = f.Boolean(load_default=False)
+    required = f.Boolean(load_default=None)  # None: the context decides (document fields: required)
     must_be = f.Raw(load_default=None)
     min_items = f.Integer(load_default=None)
     choices = f.List(f.String(), load_default=None)

@@ -327,7 +327,7 @@ IMMUTABILITY_DDL = {
     ],
     "postgresql": [
         """CREATE OR REPLACE FUNCTION traject_reject() RETURNS trigger AS $$
-           BEGIN RAISE EXCEPTION '%', TG_ARGV[0]; END $$ LANGUAGE plpgsql""",
+           BEGIN RAISE EXCEPTION USING MESSAGE = TG_ARGV[0]; END $$ LANGUAGE plpgsql""",
         """CREATE OR REPLACE FUNCTION traject_document_guard() RETURNS trigger AS $$
            BEGIN
              IF TG_OP = 'DELETE' THEN
