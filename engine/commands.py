@@ -137,6 +137,8 @@ class Engine:
         if not _permits(definition.open.roles, roles):
             raise Forbidden(f"your role may not open a {workflow} case at {inst.code}",
                             {"allowed_roles": list(definition.open.roles)})
+        if subject_id is None and definition.subject.get("default") == "opener":
+            subject_id = actor.id
         if definition.subject["required"] and subject_id is None:
             raise ValidationError("subject_id is required", {"subject_id": ["required for this workflow"]})
         if subject_id is not None:
@@ -270,17 +272,8 @@ class Engine:
                 errors.update(self.registry.validators[entry["validator"]](ctx, content, **args) or {})
         if errors:
             raise ValidationError(f"invalid {kind}: " + "; ".join(f"{k} {v}" for k, v in errors.items()), errors)
-        previous = ctx.documents.get(kind)
-        signers = []
-        for pseudo in spec["signers"]:
-            uid = {"subject": case.subject_id, "responsible": case.responsible_id, "opener": case.opened_by_id}[pseudo]
-            if uid is not None and uid not in signers:
-                signers.append(uid)
-        doc = Document(case_id=case.id, kind=kind, version=(previous.version + 1) if previous else 1,
-                       content=content, sha256=sha256_hex(canonical_json(content)), required_signer_ids=signers,
-                       created_by_id=actor.id, created_at=now)
-        session.add(doc)
-        session.flush()
+        doc = self.write_document(ctx, kind, content)
+        signers = doc.required_signer_ids
         event = audit.new_event(case, now, actor.id, "document_added",
                                 data={"document_id": doc.id, "kind": kind, "version": doc.version,
                                       "sha256": doc.sha256})
@@ -289,6 +282,24 @@ class Engine:
             if uid != actor.id:
                 self._notify_user(session, case, event.seq, uid, "signer", "signature_requested",
                                   f"Ter ondertekening: {spec['title']} ({case.title or definition.title})", now)
+        return doc
+
+    def write_document(self, ctx: Context, kind: str, content: dict) -> Document:
+        """Store the next version of a document kind; the caller records it in the audit trail."""
+        spec = ctx.definition.documents[kind]
+        case = ctx.case
+        previous = ctx.documents.get(kind)
+        signers = []
+        for pseudo in spec["signers"]:
+            uid = {"subject": case.subject_id, "responsible": case.responsible_id, "opener": case.opened_by_id}[pseudo]
+            if uid is not None and uid not in signers:
+                signers.append(uid)
+        doc = Document(case_id=case.id, kind=kind, version=(previous.version + 1) if previous else 1,
+                       content=content, sha256=sha256_hex(canonical_json(content)), required_signer_ids=signers,
+                       created_by_id=ctx.actor.id, created_at=ctx.now)
+        ctx.session.add(doc)
+        ctx.session.flush()
+        ctx.documents[kind] = doc
         return doc
 
     def get_document(self, session: Session, actor: Actor, document_id: int) -> tuple[Document, Case]:
@@ -472,13 +483,22 @@ class Engine:
     def _notify_user(self, session, case, seq, uid, role, kind, subject, now) -> None:
         self._queue(session, case, seq, uid, None, role, kind, subject, now)
 
-    def _queue(self, session, case, seq, uid, address, role, kind, subject, now) -> None:
+    def _queue(self, session, case, seq, uid, address, role, kind, subject, now, attachments=()) -> None:
         recipient = f"user:{uid}" if uid else f"address:{address}"
         session.add(Notification(
             idempotency_key=f"{case.id}:{seq}:{recipient}:{kind}", case_id=case.id, event_seq=seq,
             recipient_user_id=uid, recipient_address=address, recipient_role=role, kind=kind,
             subject=subject[:300], status="pending", attempts=0, next_attempt_at=now, created_at=now,
+            attachments=list(attachments),
         ))
+
+    def send_document(self, ctx: Context, doc: Document, to: str, kind: str, subject: str, seq: int) -> int:
+        """Queue the document as a PDF attachment to every recipient of `to`; returns how many."""
+        recipients = self.recipients(ctx.session, ctx.case, to)
+        for uid, address in recipients:
+            self._queue(ctx.session, ctx.case, seq, uid, address, to, kind, subject, ctx.now,
+                        [{"type": "document_pdf", "document_id": doc.id}])
+        return len(recipients)
 
 
 def _permits(allowed, roles: set[str]) -> bool:

@@ -74,6 +74,9 @@ class DeadlineSpecSchema(Schema):
     due = f.Nested(DueSchema, required=True)
     owner_role = f.String(required=True)
     remind_days_before = f.List(f.Integer(validate=validate.Range(min=1)), load_default=list)
+    # When the deadline passes (engine/deadlines.py): it turns overdue and its owner is told; nothing
+    # changes state by itself. `on_overdue` adds who else is told, e.g. the next level.
+    on_overdue = f.Nested(lambda: OnOverdueSchema(), load_default=lambda: {"notify": []})
 
 
 class NotifySchema(Schema):
@@ -81,6 +84,10 @@ class NotifySchema(Schema):
     kind = f.String(required=True)
     subject = f.String(required=True)
     subject_en = f.String(load_default="")
+
+
+class OnOverdueSchema(Schema):
+    notify = f.List(f.Nested(NotifySchema), load_default=list)
 
 
 class StepSchema(Schema):
@@ -127,6 +134,7 @@ class DocumentSpecSchema(Schema):
 class SubjectSchema(Schema):
     required = f.Boolean(load_default=False)
     role = f.String(load_default=None)
+    default = f.String(load_default=None, validate=validate.OneOf(("opener",)))
 
 
 class DefinitionSchema(Schema):
@@ -135,7 +143,7 @@ class DefinitionSchema(Schema):
     title_en = f.String(load_default="")
     description = f.String(load_default="")
     category = f.String(load_default="organisational", validate=validate.OneOf(("personal", "organisational")))
-    subject = f.Nested(SubjectSchema, load_default=lambda: {"required": False, "role": None})
+    subject = f.Nested(SubjectSchema, load_default=lambda: {"required": False, "role": None, "default": None})
     visibility = f.Dict(
         keys=f.String(), values=f.String(validate=validate.OneOf(("institution", "region"))), load_default=dict
     )

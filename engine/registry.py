@@ -85,8 +85,24 @@ class Context:
         return set(doc.required_signer_ids) <= signed
 
     def value(self, path: str):
-        """Resolve "data.x.y" or "documents.kind.field" (or a bare data key)."""
+        """Resolve "data.x.y", "documents.kind.field", "case.attr", "subject.name", "opener.name",
+        "responsible.name", "actor.name", "institution.name" or "today" (or a bare data key)."""
         parts = path.split(".")
+        if path == "today":
+            from .calendar import local_date
+
+            return local_date(self.now, self.config.timezone).isoformat() if self.config else self.now.date().isoformat()
+        if parts[0] in ("subject", "opener", "responsible", "actor"):
+            from .models import User
+
+            uid = {"subject": self.case.subject_id, "opener": self.case.opened_by_id,
+                   "responsible": self.case.responsible_id, "actor": self.actor.id}[parts[0]]
+            user = self.session.get(User, uid) if uid else None
+            return getattr(user, parts[1], None) if user is not None and len(parts) > 1 else None
+        if parts[0] == "institution":
+            return getattr(self.case.institution, parts[1], None) if len(parts) > 1 else None
+        if parts[0] == "case":
+            return getattr(self.case, parts[1], None) if len(parts) > 1 else None
         if parts[0] == "documents":
             doc = self.documents.get(parts[1])
             node = doc.content if doc is not None else None

@@ -4,12 +4,13 @@ from __future__ import annotations
 import base64
 import binascii
 
-from flask import current_app, g, request
+from flask import Response, current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import and_, exists, or_, select
 
 from engine.errors import ValidationError
+from notifications import pdf
 from engine.models import AccessLog, AuditEvent, Case, Deadline, Document, Institution, Notification, User
 
 from . import auth
@@ -309,6 +310,21 @@ class Notifications(MethodView):
         ]
 
 
+@api.route("/cases/<int:case_id>/dossier.zip")
+class Dossier(MethodView):
+    @api.response(200, description="a sealed evidence pack of the case and its linked cases",
+                  content_type="application/zip")
+    def get(self, case_id):
+        """The dossier: PDFs, audit trails, a manifest of sha256 values and a verification script."""
+        from .dossier import export
+
+        case = _visible_case(case_id, "dossier_export")
+        name, body = export(db.session, engine(), g.actor, case.id, now())
+        db.session.commit()
+        return Response(body, mimetype="application/zip",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
 @api.route("/cases/<int:case_id>/documents")
 class Documents(MethodView):
     @api.arguments(DocumentCreate)
@@ -329,6 +345,20 @@ class DocumentOne(MethodView):
         log_read(case, "document")
         db.session.commit()
         return _document_out(doc)
+
+
+@api.route("/documents/<int:document_id>/pdf")
+class DocumentPdf(MethodView):
+    @api.response(200, description="the document as a PDF, with its signatures and sha256",
+                  content_type="application/pdf")
+    def get(self, document_id):
+        """The document as a clean Dutch PDF."""
+        doc, case = engine().get_document(db.session, g.actor, document_id)
+        log_read(case, "document_pdf")
+        body = pdf.render_document(db.session, doc)
+        db.session.commit()
+        return Response(body, mimetype="application/pdf",
+                        headers={"Content-Disposition": f'inline; filename="{pdf.filename(doc)}"'})
 
 
 @api.route("/documents/<int:document_id>/signatures")

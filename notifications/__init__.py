@@ -1,0 +1,1 @@
+"""Outbox delivery, letters (PDF) and calendar entries."""

@@ -1,0 +1,190 @@
+"""Documents and letters as clean Dutch PDFs (fpdf2): content, signatures and the sha256.
+
+Rendering is deterministic for a given document and its signatures (fixed creation date),
+so the bytes in a dossier export can be checked again later.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import yaml
+from fpdf import FPDF
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.models import Case, Document, User
+
+HERE = Path(__file__).parent
+TZ = ZoneInfo("Europe/Amsterdam")
+MONTHS = ["januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september", "oktober",
+          "november", "december"]
+MOMENTS = {"progress_meeting": "een voortgangsgesprek", "suitability_assessment": "een geschiktheidsbeoordeling",
+           "final_assessment": "een eindbeoordeling"}
+OUTCOMES = {"suitable": "geschikt", "extend": "verlenging van de opleiding", "unsuitable": "niet geschikt"}
+VERDICTS = {"agreed": "akkoord", "seen_not_agreed": "gezien, niet akkoord"}
+
+
+def datum(value) -> str:
+    """'2026-03-02' → '2 maart 2026'."""
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value[:10])
+        except ValueError:
+            return value
+    if isinstance(value, datetime):
+        value = value.astimezone(TZ).date()
+    if isinstance(value, date):
+        return f"{value.day} {MONTHS[value.month - 1]} {value.year}"
+    return str(value or "")
+
+
+def moment(value) -> str:
+    return datetime_nl(value) if isinstance(value, datetime) else f"{datum(value)}"
+
+
+def datetime_nl(value: datetime) -> str:
+    local = value.astimezone(TZ)
+    return f"{datum(local.date())} {local:%H:%M}"
+
+
+_letters = Environment(loader=FileSystemLoader(HERE / "templates" / "letters"), undefined=StrictUndefined,
+                       autoescape=False, keep_trailing_newline=True)
+_letters.filters.update(datum=datum, moment=lambda v: MOMENTS.get(v, v), uitkomst=lambda v: OUTCOMES.get(v, v))
+
+
+class _Pdf(FPDF):
+    footer_text = ""
+
+    def footer(self):
+        self.set_y(-15)
+        self.set_font("DejaVu", size=7)
+        self.set_text_color(90, 90, 90)
+        self.multi_cell(0, 3.5, f"{self.footer_text}   —   pagina {self.page_no()}/{{nb}}", align="C")
+
+
+def _new_pdf(title: str, created: datetime) -> _Pdf:
+    pdf = _Pdf(format="A4")
+    pdf.add_font("DejaVu", "", str(HERE / "fonts" / "DejaVuSans.ttf"))
+    pdf.add_font("DejaVu", "B", str(HERE / "fonts" / "DejaVuSans-Bold.ttf"))
+    pdf.set_creation_date(created)
+    pdf.set_title(title)
+    pdf.set_creator("Traject")
+    pdf.set_auto_page_break(True, margin=22)
+    pdf.set_margins(20, 18, 20)
+    pdf.add_page()
+    return pdf
+
+
+def _value_text(value) -> str:
+    if isinstance(value, list):
+        return "\n".join(f"• {item}" for item in value)
+    if isinstance(value, bool):
+        return "ja" if value else "nee"
+    if isinstance(value, str) and len(value) == 10 and value[4] == "-" and value[7] == "-":
+        return datum(value)
+    return OUTCOMES.get(value, MOMENTS.get(value, str(value))) if isinstance(value, str) else str(value)
+
+
+def render(document: Document, case: Case, definition: dict, users: dict[int, User], region_name: str = "") -> bytes:
+    """`definition` is the case's pinned definition as data (its YAML), so old cases render as they were."""
+    spec = definition.get("documents", {}).get(document.kind) or {"title": document.kind, "fields": {}}
+    spec.setdefault("fields", {})
+    pdf = _new_pdf(spec["title"], document.created_at)
+    pdf.footer_text = (f"{spec['title']} · document {document.id}, versie {document.version} · "
+                       f"SHA-256 {document.sha256}")
+    pdf.set_font("DejaVu", size=8)
+    pdf.set_text_color(90, 90, 90)
+    pdf.cell(0, 5, f"Traject · {region_name or case.institution.name}", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_text_color(0, 0, 0)
+    pdf.set_font("DejaVu", "B", 15)
+    pdf.multi_cell(0, 8, spec["title"], new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("DejaVu", size=9)
+    subject = users.get(case.subject_id)
+    meta = [
+        ("Traject", f"{definition.get('title', case.workflow_key)} (zaak {case.id})"),
+        ("Instelling", case.institution.name),
+        ("Aios", subject.name if subject else "—"),
+        ("Versie", f"{document.version}, vastgelegd op {datetime_nl(document.created_at)}"),
+    ]
+    for label, value in meta:
+        pdf.set_font("DejaVu", "B", 9)
+        pdf.cell(35, 5.5, label)
+        pdf.set_font("DejaVu", size=9)
+        pdf.multi_cell(0, 5.5, value, new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(4)
+
+    letter = (HERE / "templates" / "letters" / f"{document.kind}.txt")
+    if letter.exists():
+        pdf.set_font("DejaVu", size=10.5)
+        text = _letters.get_template(letter.name).render({**{k: "" for k in spec["fields"]}, **document.content})
+        pdf.multi_cell(0, 5.6, text.strip(), new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(4)
+        pdf.set_font("DejaVu", "B", 10)
+        pdf.cell(0, 6, "Vastgelegde gegevens", new_x="LMARGIN", new_y="NEXT")
+    _fields(pdf, spec, document.content)
+
+    if document.required_signer_ids or document.signatures:
+        pdf.ln(4)
+        pdf.set_font("DejaVu", "B", 11)
+        pdf.cell(0, 7, "Ondertekening", new_x="LMARGIN", new_y="NEXT")
+        signed = {s.signer_id: s for s in document.signatures}
+        for uid in document.required_signer_ids:
+            who = users.get(uid)
+            s = signed.get(uid)
+            pdf.set_font("DejaVu", "B", 9.5)
+            pdf.cell(0, 5.5, who.name if who else f"gebruiker {uid}", new_x="LMARGIN", new_y="NEXT")
+            pdf.set_font("DejaVu", size=9.5)
+            if s is None:
+                pdf.multi_cell(0, 5.5, "Nog niet ondertekend.", new_x="LMARGIN", new_y="NEXT")
+            else:
+                line = f"{VERDICTS.get(s.verdict, s.verdict)} — {datetime_nl(s.signed_at)}"
+                pdf.multi_cell(0, 5.5, line, new_x="LMARGIN", new_y="NEXT")
+                if s.comment:
+                    pdf.multi_cell(0, 5.5, f"Opmerking: {s.comment}", new_x="LMARGIN", new_y="NEXT")
+                pdf.set_text_color(90, 90, 90)
+                pdf.set_font("DejaVu", size=7.5)
+                pdf.multi_cell(0, 4, f"ondertekende inhoud SHA-256 {s.document_sha256}", new_x="LMARGIN",
+                               new_y="NEXT", align="L")
+                pdf.set_text_color(0, 0, 0)
+            pdf.ln(1.5)
+    pdf.ln(3)
+    pdf.set_font("DejaVu", size=8)
+    pdf.set_text_color(60, 60, 60)
+    pdf.multi_cell(0, 4.2, "SHA-256 van de inhoud (canonieke JSON):\n" + document.sha256, new_x="LMARGIN",
+                   new_y="NEXT", align="L")
+    return bytes(pdf.output())
+
+
+def _fields(pdf: _Pdf, spec: dict, content: dict) -> None:
+    for name, field in spec["fields"].items():
+        if name not in content:
+            continue
+        pdf.set_font("DejaVu", "B", 9.5)
+        pdf.multi_cell(0, 5.5, field.get("label") or name, new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("DejaVu", size=9.5)
+        pdf.multi_cell(0, 5.5, _value_text(content[name]) or "—", new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(1)
+
+
+def filename(document: Document) -> str:
+    return f"{document.kind}-zaak{document.case_id}-v{document.version}.pdf"
+
+
+def render_document(session: Session, document: Document) -> bytes:
+    case = session.get(Case, document.case_id)
+    definition = yaml.safe_load(case.definition.source)
+    ids = {case.subject_id, *document.required_signer_ids}
+    users = {u.id: u for u in session.scalars(select(User).where(User.id.in_([i for i in ids if i])))}
+    region = case.institution.region.name if case.institution.region else ""
+    return render(document, case, definition, users, region)
+
+
+def document_pdf(session: Session, document_id: int) -> tuple[str, bytes]:
+    """The outbox's attachment renderer: (filename, bytes) of a stored document."""
+    document = session.get(Document, document_id)
+    if document is None:
+        raise LookupError(f"document {document_id} does not exist")
+    return filename(document), render_document(session, document)
