@@ -150,6 +150,7 @@ def _example_cases(app, eng: Engine, users: dict, now: datetime) -> None:
         ("gelre", 2, "plan", 30), ("rijnstate", 1, "closed", 200), ("rijnstate", 2, "intensified", 160),
         ("gelderse_vallei", 1, "withdrawn", 40), ("umcu", 1, "guidance_overdue", 150), ("umcu", 2, "discussion", 20),
     ]
+    _gbt_cases(eng, users, now)
     for code, n, target, days_ago in rows:
         opleider, aios_user = actor(email("opleider", code)), users[email("aios", code, n)]
         aios = eng.actor_for(aios_user)
@@ -195,6 +196,68 @@ def _example_cases(app, eng: Engine, users: dict, now: datetime) -> None:
                 "decision_moment": "progress_meeting", "aios_informed_of_dispute_procedure": True,
                 "decision_date": moment.date().isoformat(),
                 "reasons": "Onvoldoende verbetering binnen het interne traject."})])
+
+
+def _signed(eng, moment, opleider, aios, case_id, kind, content, aios_verdict="agreed", comment=""):
+    e = _at(eng, moment)
+    doc = e.add_document(db.session, opleider, case_id, kind, content)
+    e.sign(db.session, opleider, doc.id, "agreed")
+    e.sign(db.session, aios, doc.id, aios_verdict, comment)
+
+
+def _gbt_cases(eng: Engine, users: dict, now: datetime) -> None:
+    """GBT cases in several states: active, assessed, completed, terminated with a dispute in mediation."""
+    for code, n, target, days_ago in [("gelderse_vallei", 2, "active", 60), ("meander", 1, "assessed", 150),
+                                      ("gelre", 1, "completed", 260), ("umcu", 2, "terminated", 170)]:
+        opleider = eng.actor_for(users[email("opleider", code)])
+        aios_user = users[email("aios", code, n)]
+        aios = eng.actor_for(aios_user)
+        moment = now - timedelta(days=days_ago)
+        decided = moment.date()
+        case = _at(eng, moment).open_case(
+            db.session, opleider, workflow="intensified_guidance", institution=code, subject_id=aios_user.id,
+            title=f"GBT {aios_user.name}", data={
+                "decision_moment": "suitability_assessment", "decision_date": decided.isoformat(),
+                "reasons": "Onvoldoende voortgang in klinisch redeneren en zelfstandigheid ondanks intern traject.",
+                "aios_informed_of_dispute_procedure": True,
+                "justification": "Intern traject in de vorige opleidingsinstelling doorlopen."})
+        db.session.flush()
+        start = decided + timedelta(days=7)
+        moment += timedelta(days=5)
+        _signed(eng, moment, opleider, aios, case.id, "adjusted_iop", {
+            "goals": ["Zelfstandig anesthesie bij ASA 1-3 electieve ingrepen", "Gestructureerde overdracht (SBAR)"],
+            "conditions": "Vaste supervisor; twee KPB's per week; geen nachtdiensten zonder achterwacht.",
+            "start_date": start.isoformat(), "end_date": (start + timedelta(days=122)).isoformat(),
+            "assessment_method": "KPB's, 360-graden feedback en een afsluitende geschiktheidsbeoordeling."})
+        moment = _walk(eng, moment + timedelta(days=2), opleider, case.id, [("start", {})])
+        if target == "active":
+            continue
+        moment += timedelta(days=50)
+        _signed(eng, moment, opleider, aios, case.id, "progress_report", {
+            "meeting_date": moment.date().isoformat(), "summary": "Voortgang besproken; deels op koers."},
+            "seen_not_agreed" if target == "terminated" else "agreed",
+            "Ik herken mij niet in het beeld." if target == "terminated" else "")
+        moment = _walk(eng, moment, opleider, case.id, [("record_progress_meeting", {})])
+        outcome = {"assessed": "extend", "completed": "suitable", "terminated": "unsuitable"}[target]
+        moment += timedelta(days=60)
+        _signed(eng, moment, opleider, aios, case.id, "suitability_assessment", {
+            "assessment_date": moment.date().isoformat(), "outcome": outcome,
+            "motivation": "Beoordeeld door de opleiders van het RSO op basis van KPB's en 360-graden feedback.",
+            **({"new_training_end_date": (moment.date() + timedelta(days=180)).isoformat()}
+               if outcome == "extend" else {})})
+        moment = _walk(eng, moment, opleider, case.id, [("assess", {})])
+        if target == "completed":
+            _walk(eng, moment, opleider, case.id, [("conclude", {})])
+        elif target == "terminated":
+            moment = _walk(eng, moment, opleider, case.id, [("terminate", {
+                "end_date": (moment.date() + timedelta(days=60)).isoformat()})])
+            dispute = _at(eng, moment).open_case(
+                db.session, aios, workflow="dispute", institution=code, parent_id=case.id,
+                title=f"Geschil {aios_user.name}", data={"grounds": "De beoordeling woog de laatste maanden "
+                                                                    "onvoldoende mee."})
+            db.session.flush()
+            coc = eng.actor_for(users[email("coc_chair", code)])
+            _walk(eng, moment + timedelta(days=3), coc, dispute.id, [("acknowledge", {})])
 
 
 def synthetic(app, eng: Engine, users: dict, n: int, echo) -> None:
