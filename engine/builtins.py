@@ -8,7 +8,9 @@ def install(registry: Registry) -> Registry:
     registry.guard("min_items")(min_items)
     registry.guard("document_signed")(document_signed)
     registry.guard("field_equals")(field_equals)
+    registry.guard("deadline_open")(deadline_open)
     registry.effect("open_child")(open_child)
+    registry.effect("meet_deadline")(meet_deadline)
     return registry
 
 
@@ -58,3 +60,31 @@ def open_child(ctx: Context, workflow: str, carry: list | None = None, title: st
         responsible_id=ctx.case.responsible_id,
     )
     return {"opened_case_id": child.id, "workflow": workflow}
+
+
+def meet_deadline(ctx: Context, kind: str):
+    """Mark one open deadline met, e.g. kind "action_{action}" with data.action = 2."""
+    from sqlalchemy import update
+
+    from .models import DEADLINE_OPEN, Deadline
+
+    name = kind.format_map({k: v for k, v in ctx.input.items() if isinstance(v, (int, str))})
+    result = ctx.session.execute(
+        update(Deadline).where(Deadline.case_id == ctx.case.id, Deadline.kind == name,
+                               Deadline.status.in_(DEADLINE_OPEN))
+        .values(status="met", resolved_at=ctx.now, remind_at=None).execution_options(synchronize_session=False))
+    return {"deadline": name, "met": result.rowcount}
+
+
+def deadline_open(ctx: Context, kind: str):
+    from sqlalchemy import select
+
+    from .models import DEADLINE_OPEN, Deadline
+
+    name = kind.format_map({k: v for k, v in ctx.input.items() if isinstance(v, (int, str))})
+    found = ctx.session.scalar(select(Deadline.id).where(Deadline.case_id == ctx.case.id, Deadline.kind == name,
+                                                         Deadline.status.in_(DEADLINE_OPEN)).limit(1))
+    if found:
+        return None
+    return unmet("deadline_open", f"there is no open {name}", f"er is geen openstaande {name.replace('_', ' ')}",
+                 field=None)

@@ -26,6 +26,7 @@ from .machine import destination, triggers_from
 from .models import (
     DEADLINE_OPEN,
     Case,
+    CaseExclusion,
     Deadline,
     Document,
     Institution,
@@ -81,7 +82,13 @@ class Engine:
         self._latest = None
 
     def visibility(self, session: Session) -> dict[str, dict[str, str]]:
-        return {key: d.visibility for key, d in self.latest(session).items()}
+        """Per workflow, role → scope, with the contract's *always* rules applied whatever a definition says:
+        an aios sees only their own cases; regional roles never see personal trajectories."""
+        return {
+            key: {role: scope for role, scope in d.visibility.items()
+                  if role != "aios" and not (d.category == "personal" and scope == "region")}
+            for key, d in self.latest(session).items()
+        }
 
     def actor_for(self, user: User) -> Actor:
         assignments = tuple(
@@ -105,15 +112,32 @@ class Engine:
             raise NotFound("case not found", {"case_id": case_id})
         return case
 
-    def available_triggers(self, case: Case, actor: Actor) -> list[str]:
+    def available_triggers(self, case: Case, actor: Actor, overdue: bool = False) -> list[str]:
         definition = self.definition(case.definition)
         roles = actor.roles_on(case)
         out = []
         for trigger in triggers_from(definition.machine, case.state):
             step = definition.step(trigger, case.state)
-            if step and _permits(step.roles, roles):
+            if step and self.may(definition, step, case.state, roles, overdue):
                 out.append(trigger)
         return out
+
+    @staticmethod
+    def may(definition: Definition, step: Step, state: str, roles: set[str], overdue: bool) -> bool:
+        """May someone with `roles` take `step` from `state`? `owner` means the level's owner role."""
+        allowed = set(step.roles)
+        if "owner" in allowed:
+            owner = definition.state(state).get("owner")
+            allowed.discard("owner")
+            if owner:
+                allowed.add(owner)
+        if _permits(allowed, roles):
+            return True
+        return overdue and bool(roles & set(step.when_overdue))
+
+    def has_overdue(self, session: Session, case: Case) -> bool:
+        return session.scalar(select(Deadline.id).where(Deadline.case_id == case.id, Deadline.status == "overdue")
+                              .limit(1)) is not None
 
     # -- opening ----------------------------------------------------------------
 
@@ -135,7 +159,7 @@ class Engine:
             raise ValidationError("unknown institution", {"institution": ["unknown institution"]})
         roles = actor.roles_at(inst.id, inst.region_id)
         if not _permits(definition.open.roles, roles):
-            raise Forbidden(f"your role may not open a {workflow} case at {inst.code}",
+            raise Forbidden(f"your role may not open a case of workflow {workflow} at {inst.code}",
                             {"allowed_roles": list(definition.open.roles)})
         if subject_id is None and definition.subject.get("default") == "opener":
             subject_id = actor.id
@@ -168,9 +192,18 @@ class Engine:
                                 data={"input": data, **({"effects": effects} if effects else {})})
         case.audit_seq, case.audit_head = event.seq, event.hash
         session.add(event)
+        self._exclude(session, definition, case, data)
         self._write_deadlines(ctx, definition.open, event.seq)
         self._write_notifications(ctx, definition, definition.open, event.seq)
+        self._notify_owner(ctx, definition, case.state, event.seq)
         return case
+
+    def _exclude(self, session, definition, case, data) -> None:
+        """The person a signal is about never sees the case and is skipped in routing."""
+        uid = data.get(definition.exclude_field) if definition.exclude_field else None
+        if isinstance(uid, int) and not isinstance(uid, bool) and session.get(User, uid) is not None:
+            session.add(CaseExclusion(case_id=case.id, user_id=uid))
+            session.flush()
 
     def _check_subject(self, session, definition, inst, subject_id) -> None:
         role = definition.subject.get("role")
@@ -181,8 +214,8 @@ class Engine:
         if session.scalar(q.limit(1)) is None:
             # Same answer for "no such user" and "not an aios here": never reveal who exists.
             raise ValidationError(
-                f"subject_id is not a {role or 'member'} of {inst.code}",
-                {"subject_id": [f"not a {role or 'member'} of this institution"]},
+                f"subject_id: no user with role {role or 'any'} at {inst.code}",
+                {"subject_id": [f"no user with role {role or 'any'} at this institution"]},
             )
 
     # -- the transition ---------------------------------------------------------
@@ -214,13 +247,18 @@ class Engine:
                  "available": triggers_from(definition.machine, case.state)},
             )
         step = definition.step(trigger, case.state)
-        if not _permits(step.roles, actor.roles_on(case)):
+        roles = actor.roles_on(case)
+        if not self.may(definition, step, case.state, roles, False) and not (
+                step.when_overdue and roles & set(step.when_overdue) and self.has_overdue(session, case)):
             raise Forbidden(f"your role may not {trigger} this case", {"allowed_roles": list(step.roles)})
         # 3. guards, all of them
         ctx = self._context(session, case, definition, actor, now, data, trigger)
         self._check_step(ctx, step)
         # 4. write
         effects = self._run_effects(ctx, step)
+        dest, skipped = self._skip_unowned(session, definition, case, trigger, dest)
+        if skipped:
+            effects.append({"effect": "skipped_levels", "levels": skipped})
         from_state = case.state
         new_data = self._new_data(case.data, data, step, actor, now)
         event = audit.new_event(case, now, actor.id, "transition", trigger=trigger, from_state=from_state,
@@ -248,7 +286,33 @@ class Engine:
             self._resolve_deadlines(session, case, "cancelled", now)
         self._write_deadlines(ctx, step, event.seq)
         self._write_notifications(ctx, definition, step, event.seq)
+        if dest != from_state:
+            self._notify_owner(ctx, definition, dest, event.seq)
         return case
+
+    def _skip_unowned(self, session, definition, case, trigger, dest) -> tuple[str, list[str]]:
+        """Follow `trigger` past levels whose owner role has nobody left to own them."""
+        skipped = []
+        while definition.state(dest).get("skip_if_unowned"):
+            owner = definition.state(dest).get("owner")
+            if not owner or self.recipients(session, case, owner):
+                break
+            further = destination(definition.machine, trigger, dest)
+            if further is None:
+                break
+            skipped.append(dest)
+            dest = further
+        return dest, skipped
+
+    def _notify_owner(self, ctx: Context, definition: Definition, state: str, seq: int) -> None:
+        """A level's owner is told when the case arrives at it."""
+        spec = definition.state(state)
+        owner = spec.get("owner")
+        if not owner or not spec.get("notify_owner", True):
+            return
+        subject = f"{spec.get('label') or state}: {ctx.case.title or definition.title}"
+        for uid, address in self.recipients(ctx.session, ctx.case, owner):
+            self._queue(ctx.session, ctx.case, seq, uid, address, owner, "level_reached", subject, ctx.now)
 
     # -- documents and signatures -----------------------------------------------
 
@@ -261,7 +325,7 @@ class Engine:
                                   {"kind": [f"one of {', '.join(definition.documents)}"]})
         spec = definition.documents[kind]
         if not actor.roles_on(case) & set(spec["authors"]):
-            raise Forbidden(f"your role may not write a {kind}", {"allowed_roles": spec["authors"]})
+            raise Forbidden(f"your role may not write documents of kind {kind}", {"allowed_roles": spec["authors"]})
         if case.state in definition.final_states:
             raise TransitionNotAllowed("the case is closed", {"state": case.state})
         errors = fields.check_document(spec, content)
@@ -352,7 +416,10 @@ class Engine:
                        input=data, config=self.config, trigger=trigger, engine=self)
 
     def _check_step(self, ctx: Context, step: Step) -> None:
-        errors = {}
+        # Only declared inputs: the engine's own fields (e.g. collected evaluations) are never writable.
+        errors = {f"data.{key}": ["not an input of this step"] for key in sorted(set(ctx.input) - set(step.input))}
+        if errors:
+            raise ValidationError("unknown data fields: " + ", ".join(sorted(errors)), errors)
         for name, spec in step.input.items():
             errors.update(fields.type_errors(spec, ctx.input.get(name), f"data.{name}"))
         if errors:
@@ -438,16 +505,26 @@ class Engine:
 
     def _write_deadlines(self, ctx: Context, step: Step, seq: int) -> None:
         for spec in step.deadlines:
-            day = self.due_date(ctx, spec["due"])
-            if day is None:
-                continue
-            due_at = end_of_day(day, self.config.timezone)
-            ctx.session.add(Deadline(
-                case_id=ctx.case.id, kind=spec["kind"], label=spec["label"] or spec["kind"], due_at=due_at,
-                remind_at=self.reminder_at(due_at, spec["remind_days_before"], ctx.now), status="pending",
-                owner_role=spec["owner_role"], reminder_days=sorted(spec["remind_days_before"], reverse=True),
-                created_at=ctx.now,
-            ))
+            items = ctx.value(spec["for_each"]) if spec.get("for_each") else [None]
+            for index, item in enumerate(items if isinstance(items, list) else [], start=1):
+                ctx.item = item
+                day = self.due_date(ctx, spec["due"])
+                if day is None:
+                    continue
+                due_at = end_of_day(day, self.config.timezone)
+                owner = spec["owner_role"]
+                if owner.startswith("item."):
+                    owner = str(ctx.value(owner) or "")
+                label = spec["label"] or spec["kind"]
+                if item is not None and isinstance(item, dict) and item.get("description"):
+                    label = f"{label}: {item['description']}"[:300]
+                ctx.session.add(Deadline(
+                    case_id=ctx.case.id, kind=f"{spec['kind']}_{index}" if item is not None else spec["kind"],
+                    label=label, due_at=due_at, owner_role=owner or "owner",
+                    remind_at=self.reminder_at(due_at, spec["remind_days_before"], ctx.now), status="pending",
+                    reminder_days=sorted(spec["remind_days_before"], reverse=True), created_at=ctx.now,
+                ))
+            ctx.item = None
 
     def _resolve_deadlines(self, session, case, status, now, kinds=None) -> None:
         q = update(Deadline).where(Deadline.case_id == case.id, Deadline.status.in_(DEADLINE_OPEN))
@@ -466,8 +543,9 @@ class Engine:
         if to.startswith("external:"):
             address = self.config.external_recipients.get(to.split(":", 1)[1])
             return [(None, address)] if address else []
+        excluded = select(CaseExclusion.user_id).where(CaseExclusion.case_id == case.id)
         q = (select(RoleAssignment.user_id).join(User, User.id == RoleAssignment.user_id)
-             .where(RoleAssignment.role == to, User.active.is_(True))
+             .where(RoleAssignment.role == to, User.active.is_(True), RoleAssignment.user_id.not_in(excluded))
              .where((RoleAssignment.institution_id == case.institution_id)
                     | (RoleAssignment.institution_id.is_(None) & (RoleAssignment.region_id == case.region_id)))
              .order_by(RoleAssignment.user_id).distinct())

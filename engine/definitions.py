@@ -37,6 +37,7 @@ class FieldSpecSchema(Schema):
     min_items = f.Integer(load_default=None)
     choices = f.List(f.String(), load_default=None)
     fields = f.Dict(keys=f.String(), values=f.Nested(lambda: FieldSpecSchema()), load_default=None)
+    items = f.Nested(lambda: FieldSpecSchema(), load_default=None)  # a list of these instead of strings
 
     @validates_schema
     def _choices(self, data, **kwargs):
@@ -72,7 +73,9 @@ class DeadlineSpecSchema(Schema):
     label = f.String(load_default="")
     label_en = f.String(load_default="")
     due = f.Nested(DueSchema, required=True)
-    owner_role = f.String(required=True)
+    owner_role = f.String(required=True)  # a role, or "item.<field>" with for_each
+    # One deadline per item of a list in the data (e.g. each agreed action); paths may then use "item.".
+    for_each = f.String(load_default=None)
     remind_days_before = f.List(f.Integer(validate=validate.Range(min=1)), load_default=list)
     # When the deadline passes (engine/deadlines.py): it turns overdue and its owner is told; nothing
     # changes state by itself. `on_overdue` adds who else is told, e.g. the next level.
@@ -88,6 +91,8 @@ class NotifySchema(Schema):
 
 class OnOverdueSchema(Schema):
     notify = f.List(f.Nested(NotifySchema), load_default=list)
+    # Automatic escalation, only where a region enables it: fire this trigger as the system.
+    fire = f.String(load_default=None)
 
 
 class StepSchema(Schema):
@@ -111,6 +116,8 @@ class OpenSchema(StepSchema):
 
 class TransitionSchema(StepSchema):
     trigger = f.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]*$"))
+    # Roles that may also fire this while the current level's response deadline is overdue.
+    when_overdue = f.List(f.String(), load_default=list)
     source = f.Raw(required=True)  # one state or a list
     dest = f.String(required=True)
 
@@ -120,6 +127,12 @@ class StateSchema(Schema):
     label = f.String(load_default="")
     label_en = f.String(load_default="")
     final = f.Boolean(load_default=False)
+    # Who owns the case in this state (a ladder's level): the `owner` pseudo-role in a
+    # transition's roles means this role; the owner is told on arrival.
+    owner = f.String(load_default=None)
+    # Routing skips a level nobody can own (e.g. its only holder is the subject of the signal).
+    skip_if_unowned = f.Boolean(load_default=False)
+    notify_owner = f.Boolean(load_default=True)
 
 
 class DocumentSpecSchema(Schema):
@@ -151,6 +164,14 @@ class DefinitionSchema(Schema):
     open = f.Nested(OpenSchema, required=True)
     transitions = f.List(f.Nested(TransitionSchema), load_default=list)
     documents = f.Dict(keys=f.String(), values=f.Nested(DocumentSpecSchema), load_default=dict)
+    # The role that sees a passed deadline in its inbox when a state names no next level.
+    next_rung = f.String(load_default=None)
+    # A data field holding the id of a user the case is about: that user never sees the case
+    # and routing skips them (conflict of interest).
+    exclude_field = f.String(load_default=None)
+    # Data fields readable only by the listed roles (e.g. the signaller's identity).
+    confidential = f.Dict(keys=f.String(), values=f.List(f.String()), load_default=dict)
+    region_overrides = f.Dict(load_default=dict)
 
 
 def _flatten(messages, prefix="") -> list[str]:
@@ -186,6 +207,7 @@ class Step:
     trigger: str | None = None
     sources: tuple[str, ...] = ()
     dest: str = ""
+    when_overdue: tuple[str, ...] = ()
 
 
 @dataclass
@@ -201,6 +223,9 @@ class Definition:
     open: Step
     transitions: list[Step]
     documents: dict
+    next_rung: str | None = None
+    exclude_field: str | None = None
+    confidential: dict = field(default_factory=dict)
     sha256: str = ""
     source: str = ""
     row_id: int | None = None
@@ -264,6 +289,7 @@ def _step(data: dict, trigger=None, sources=(), dest="") -> Step:
         trigger=trigger,
         sources=tuple(sources),
         dest=dest,
+        when_overdue=tuple(data.get("when_overdue", ())),
     )
 
 
@@ -290,6 +316,7 @@ def parse(source: str, filename: str, registry) -> Definition:
         raise DefinitionError(f"{filename}: not valid YAML: {exc}", {"file": filename}) from exc
     if not isinstance(raw, dict):
         raise DefinitionError(f"{filename}: a definition is a mapping", {"file": filename})
+    raw = apply_overrides(raw, raw.get("region_overrides") or {})
     try:
         data = DefinitionSchema().load(raw)
     except MarshmallowError as exc:
@@ -338,16 +365,53 @@ def parse(source: str, filename: str, registry) -> Definition:
         open=_step(data["open"], dest=data["open"]["state"]),
         transitions=steps,
         documents=data["documents"],
+        next_rung=data["next_rung"],
+        exclude_field=data["exclude_field"],
+        confidential=data["confidential"],
         sha256=sha256_hex(source),
         source=source,
         raw=raw,
     )
 
 
-def load_directory(directory: Path, registry) -> list[Definition]:
+def _deadline_specs(raw: dict):
+    steps = [raw.get("open") or {}] + list(raw.get("transitions") or [])
+    for step in steps:
+        for spec in (step.get("deadlines") or []) if isinstance(step, dict) else []:
+            if isinstance(spec, dict):
+                yield spec
+
+
+def apply_overrides(raw: dict, overrides: dict) -> dict:
+    """A region's terms, reminder offsets and overdue behaviour, by deadline kind.
+
+    overrides = {"deadlines": {kind: {"after": {...}, "remind_days_before": [...], "on_overdue": {...}}}}
+    """
+    for spec in _deadline_specs(raw):
+        change = (overrides.get("deadlines") or {}).get(spec.get("kind"))
+        if not isinstance(change, dict):
+            continue
+        if "after" in change and isinstance(spec.get("due"), dict):
+            spec["due"] = {**{k: v for k, v in spec["due"].items() if k not in ("after",)}, "after": change["after"]}
+        for key in ("remind_days_before", "on_overdue", "owner_role"):
+            if key in change:
+                spec[key] = change[key]
+    return raw
+
+
+def with_region(source: str, overrides: dict | None) -> str:
+    """The stored source: the shipped YAML plus the region's overrides for it, so the hash covers both."""
+    if not overrides:
+        return source
+    block = yaml.safe_dump({"region_overrides": overrides}, allow_unicode=True, sort_keys=True)
+    return source.rstrip("\n") + "\n\n# Region configuration (workflows/region.yaml), applied on load:\n" + block
+
+
+def load_directory(directory: Path, registry, region: dict | None = None) -> list[Definition]:
     definitions = []
     for path in sorted(Path(directory).glob("*.yaml")):
-        definition = parse(path.read_text(encoding="utf-8"), path.name, registry)
+        source = with_region(path.read_text(encoding="utf-8"), ((region or {}).get("workflows") or {}).get(path.stem))
+        definition = parse(source, path.name, registry)
         if definition.key != path.stem:
             raise DefinitionError(f"{path.name}: key {definition.key!r} does not match the file name")
         definitions.append(definition)

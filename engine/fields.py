@@ -43,6 +43,15 @@ def type_errors(spec: dict, value, path: str) -> dict[str, str]:
     elif kind == "choice":
         if value not in spec["choices"]:
             return {path: f"must be one of {', '.join(spec['choices'])}"}
+    elif kind == "list" and spec.get("items"):
+        if not isinstance(value, list):
+            return {path: "must be a list"}
+        if len(value) > MAX_ITEMS:
+            return {path: f"must have at most {MAX_ITEMS} items"}
+        errors = {}
+        for i, item in enumerate(value):
+            errors.update(type_errors(spec["items"], item, f"{path}.{i}"))
+        return errors
     elif kind == "list":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             return {path: "must be a list of strings"}
@@ -81,6 +90,9 @@ def missing(spec: dict, value, path: str, required_default: bool) -> list[tuple[
     if spec["type"] == "object" and isinstance(value, dict):
         for name, sub in spec["fields"].items():
             out += missing(sub, value.get(name), f"{path}.{name}", True)
+    if spec["type"] == "list" and spec.get("items") and isinstance(value, list):
+        for i, item in enumerate(value):
+            out += missing(spec["items"], item, f"{path}.{i}", True)
     return out
 
 

@@ -164,6 +164,14 @@ class Case(Base):
     )
 
 
+class CaseExclusion(Base):
+    """A user the case is about (conflict of interest): never sees it, never receives it."""
+
+    __tablename__ = "case_exclusion"
+    case_id: Mapped[int] = mapped_column(BigId, ForeignKey("case_file.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), primary_key=True)
+
+
 class AuditEvent(Base):
     """Append-only; keyed by (case, seq) so that two writers collide instead of overwriting."""
 
@@ -271,13 +279,17 @@ class Notification(Base):
     last_error: Mapped[Optional[str]] = mapped_column(Text)
     created_at: Mapped[datetime]
     sent_at: Mapped[Optional[datetime]]
+    # Template variables beyond the case, e.g. {"deadline_id": 7, "days_before": 3} (migration 0002).
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
 
+    # status: pending -> sending (claimed; next_attempt_at is then the lease's end) -> sent | pending (retry) | dead.
+    # A `sending` row whose lease ran out is claimed again: see notifications/outbox.py.
     __table_args__ = (
         Index(
-            "ix_notification_pending",
+            "ix_notification_due",
             "next_attempt_at",
-            postgresql_where=text("status = 'pending'"),
-            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status in ('pending', 'sending')"),
+            sqlite_where=text("status in ('pending', 'sending')"),
         ),
     )
 

@@ -62,6 +62,7 @@ class Context:
     config: Any = None
     trigger: str | None = None
     engine: Any = None
+    item: Any = None  # the current element while a deadline is made per item (for_each)
 
     @cached_property
     def documents(self) -> dict[str, Document]:
@@ -99,6 +100,11 @@ class Context:
                    "responsible": self.case.responsible_id, "actor": self.actor.id}[parts[0]]
             user = self.session.get(User, uid) if uid else None
             return getattr(user, parts[1], None) if user is not None and len(parts) > 1 else None
+        if parts[0] == "item":
+            node = self.item
+            for part in parts[1:]:
+                node = node.get(part) if isinstance(node, dict) else None
+            return node
         if parts[0] == "institution":
             return getattr(self.case.institution, parts[1], None) if len(parts) > 1 else None
         if parts[0] == "case":

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, false, or_, true
+from sqlalchemy import and_, exists, or_, true
 
-from .models import Case
+from .models import Case, CaseExclusion
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,10 @@ class Actor:
 
 def visible(actor: Actor, visibility_by_key: dict[str, dict[str, str]]):
     """A SQL condition on Case: true for exactly the cases `actor` may see."""
+    # A user a case is about (conflict of interest) never sees it, whatever their role.
+    not_excluded = ~exists().where(CaseExclusion.case_id == Case.id, CaseExclusion.user_id == actor.id)
     if actor.superuser:
-        return true()
+        return not_excluded
     clauses = [Case.subject_id == actor.id, Case.opened_by_id == actor.id]
     for role, inst, region in actor.assignments:
         by_scope: dict[str, list[str]] = {"institution": [], "region": []}
@@ -59,4 +61,15 @@ def visible(actor: Actor, visibility_by_key: dict[str, dict[str, str]]):
         if by_scope["region"]:
             # A regional role sees its region; an institution-bound role with region scope too.
             clauses.append(and_(Case.region_id == region, Case.workflow_key.in_(by_scope["region"])))
-    return or_(*clauses) if clauses else false()
+    return and_(or_(*clauses), not_excluded)
+
+
+REDACTED = "[vertrouwelijk]"
+
+
+def redact(confidential: dict[str, list[str]], data: dict, roles: set[str]) -> dict:
+    """Hide confidential fields (e.g. a signaller's identity) from everyone but the listed roles."""
+    if not confidential or not isinstance(data, dict):
+        return data
+    hidden = {k for k, allowed in confidential.items() if k in data and not roles & set(allowed)}
+    return {k: (REDACTED if k in hidden else v) for k, v in data.items()} if hidden else data

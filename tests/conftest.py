@@ -72,14 +72,7 @@ def app(database_url, clock, tmp_path, monkeypatch):
         db.engine.dispose()
 
 
-def _empty(engine) -> None:
-    tables = [t for t in reversed(Base.metadata.sorted_tables) if t.name != WorkflowDefinition.__tablename__]
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables) + " RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                conn.execute(delete(table))
+from flows import empty_tables as _empty  # noqa: E402
 
 
 @pytest.fixture

@@ -1,6 +1,21 @@
 """Walking real procedures through the HTTP API, shared by several test modules."""
 from __future__ import annotations
 
+from sqlalchemy import delete, text
+
+from engine.models import Base, WorkflowDefinition
+
+
+def empty_tables(engine) -> None:
+    """Every table but the stored definitions, emptied (TRUNCATE on PostgreSQL: audit rows refuse DELETE)."""
+    tables = [t for t in reversed(Base.metadata.sorted_tables) if t.name != WorkflowDefinition.__tablename__]
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(delete(table))
+
 PLAN = {
     "learning_goals": ["Zelfstandig preoperatieve screening afronden (1 juni 2026)"],
     "approach": "Wekelijkse casuïstiek met de supervisor",

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from engine.definitions import Definition, parse, sync
 from engine.errors import DefinitionError
-from conftest import _empty as empty_tables
+from flows import empty_tables
 from engine.models import WorkflowDefinition
 from flows import fire, open_internal
 from web.extensions import db

@@ -106,7 +106,7 @@ def test_the_adjusted_iop_runs_three_to_six_calendar_months(world, start, end, a
         assert response.status_code == 201
     else:
         body = ok(response, 422)
-        message = body["error"]["details"]["content.end_date"]
+        [message] = body["error"]["details"]["content.end_date"]
         assert "at least 3 and at most 6 calendar months" in message and "kalendermaanden" in message
 
 
@@ -171,8 +171,6 @@ def test_extend_records_the_new_training_end_date_for_the_rgs(world):
     [letter] = [d for d in case["documents"] if d["kind"] == "rgs_outcome"]
     assert "1 maart 2027" in pdf_text(opleider, letter["id"]).replace("\n", " ")
     # A further GBT period is a new linked case, again 3-6 months, capped at two periods.
-    second = open_gbt(opleider, world.users["aios"], parent_id=None)
-    assert second["state"] == "decided"
     follow = ok(opleider.post("/cases", json={"workflow": "intensified_guidance", "institution": "meander",
                                               "subject_id": world.users["aios"], "parent_id": case["id"],
                                               "data": DECISION}), 201)

@@ -79,8 +79,8 @@ def test_it_refuses_to_intensify_without_an_insufficient_evaluation_and_names_ev
     body = fire(opleider, case, "intensify", {}, status=422)
     assert body["error"]["code"] == "precondition_failed"
     fields = {u["field"] for u in body["error"]["details"]["unmet"]}
-    assert fields == {"data.report", "data.decision_moment", "data.aios_informed_of_dispute_procedure",
-                      "data.evaluations"}
+    assert fields == {"data.report", "data.decision_moment", "data.decision_date", "data.reasons",
+                      "data.aios_informed_of_dispute_procedure", "data.evaluations"}
     assert all(u["message"] and u["message_nl"] for u in body["error"]["details"]["unmet"])
     assert ok(opleider.get(f"/cases/{case['id']}"))["version"] == case["version"]
 

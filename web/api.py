@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import and_, exists, or_, select
 
 from engine.errors import ValidationError
+from engine.scope import redact
 from notifications import pdf
 from engine.models import AccessLog, AuditEvent, Case, Deadline, Document, Institution, Notification, User
 
@@ -28,6 +29,9 @@ from .schemas import (
     NotificationSchema,
     SignatureCreate,
     SignatureSchema,
+    InboxItem,
+    OverviewQuery,
+    OverviewSchema,
     TokenRequest,
     TokenResponse,
     TransitionRequest,
@@ -100,14 +104,33 @@ def serialize_cases(cases: list[Case]) -> list[dict]:
     return [
         {
             "id": c.id, "workflow": c.workflow_key, "workflow_version": c.definition.version,
-            "institution": c.institution.code, "subject_id": c.subject_id, "opened_by": c.opened_by_id,
+            "institution": c.institution.code, "subject_id": c.subject_id,
+            "opened_by": None if _hidden(c, "opened_by") else c.opened_by_id,
             "responsible_id": c.responsible_id, "title": c.title, "state": c.state, "version": c.version,
-            "opened_at": c.opened_at, "closed_at": c.closed_at, "data": c.data,
-            "available_triggers": eng.available_triggers(c, actor), "deadlines": deadlines[c.id],
+            "opened_at": c.opened_at, "closed_at": c.closed_at, "data": _redacted(c, c.data),
+            "available_triggers": eng.available_triggers(
+                c, actor, overdue=any(d["status"] == "overdue" for d in deadlines[c.id])),
+            "deadlines": deadlines[c.id],
             "documents": documents[c.id], "parent_id": c.parent_id, "child_ids": children[c.id],
         }
         for c in cases
     ]
+
+
+def _roles(case: Case) -> set[str]:
+    roles = g.actor.roles_on(case)
+    return roles | {"superuser"} if g.actor.superuser else roles
+
+
+def _hidden(case: Case, field: str) -> bool:
+    allowed = engine().definition(case.definition).confidential.get(field)
+    return allowed is not None and case.opened_by_id != g.actor.id and not _roles(case) & set(allowed)
+
+
+def _redacted(case: Case, data: dict) -> dict:
+    """Confidential fields (e.g. who signalled) only for the roles the definition names, and the opener."""
+    confidential = engine().definition(case.definition).confidential
+    return redact(confidential, data, _roles(case) | {"opener"} if case.opened_by_id == g.actor.id else _roles(case))
 
 
 def log_read(case: Case, action: str) -> None:
@@ -203,7 +226,9 @@ def _decode_cursor(cursor: str) -> int:
     try:
         value = int(base64.urlsafe_b64decode(cursor.encode() + b"==").decode())
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ValidationError("invalid cursor", {"cursor": ["invalid cursor"]}) from None
+        value = -1
+    if not 0 < value < 2**63:
+        raise ValidationError("invalid cursor", {"cursor": ["invalid cursor"]})
     return value
 
 
@@ -257,7 +282,7 @@ class Cases(MethodView):
         return serialize_cases([case])[0]
 
 
-@api.route("/cases/<int:case_id>")
+@api.route("/cases/<int(max=9223372036854775807):case_id>")
 class CaseOne(MethodView):
     @api.response(200, CaseSchema)
     def get(self, case_id):
@@ -268,7 +293,7 @@ class CaseOne(MethodView):
         return out
 
 
-@api.route("/cases/<int:case_id>/transitions")
+@api.route("/cases/<int(max=9223372036854775807):case_id>/transitions")
 class Transitions(MethodView):
     @api.arguments(TransitionRequest)
     @api.response(200, CaseSchema)
@@ -280,7 +305,7 @@ class Transitions(MethodView):
         return serialize_cases([case])[0]
 
 
-@api.route("/cases/<int:case_id>/events")
+@api.route("/cases/<int(max=9223372036854775807):case_id>/events")
 class Events(MethodView):
     @api.response(200, EventSchema(many=True))
     def get(self, case_id):
@@ -288,11 +313,22 @@ class Events(MethodView):
         case = _visible_case(case_id, "events")
         events = db.session.scalars(select(AuditEvent).where(AuditEvent.case_id == case.id)
                                     .order_by(AuditEvent.seq)).all()
+        out = []
+        for ev in events:
+            row = {c: getattr(ev, c) for c in ("seq", "at", "actor_id", "type", "trigger", "from_state", "to_state",
+                                               "data", "hash", "prev_hash")}
+            data = dict(ev.data or {})
+            if isinstance(data.get("input"), dict):
+                data["input"] = _redacted(case, data["input"])
+            if ev.seq == 1 and _hidden(case, "opened_by"):
+                row["actor_id"] = None
+            row["data"] = data
+            out.append(row)
         db.session.commit()
-        return events
+        return out
 
 
-@api.route("/cases/<int:case_id>/notifications")
+@api.route("/cases/<int(max=9223372036854775807):case_id>/notifications")
 class Notifications(MethodView):
     @api.response(200, NotificationSchema(many=True))
     def get(self, case_id):
@@ -310,7 +346,7 @@ class Notifications(MethodView):
         ]
 
 
-@api.route("/cases/<int:case_id>/dossier.zip")
+@api.route("/cases/<int(max=9223372036854775807):case_id>/dossier.zip")
 class Dossier(MethodView):
     @api.response(200, description="a sealed evidence pack of the case and its linked cases",
                   content_type="application/zip")
@@ -325,7 +361,7 @@ class Dossier(MethodView):
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
-@api.route("/cases/<int:case_id>/documents")
+@api.route("/cases/<int(max=9223372036854775807):case_id>/documents")
 class Documents(MethodView):
     @api.arguments(DocumentCreate)
     @api.response(201, DocumentSchema)
@@ -336,7 +372,7 @@ class Documents(MethodView):
         return _document_out(doc)
 
 
-@api.route("/documents/<int:document_id>")
+@api.route("/documents/<int(max=9223372036854775807):document_id>")
 class DocumentOne(MethodView):
     @api.response(200, DocumentSchema)
     def get(self, document_id):
@@ -347,7 +383,7 @@ class DocumentOne(MethodView):
         return _document_out(doc)
 
 
-@api.route("/documents/<int:document_id>/pdf")
+@api.route("/documents/<int(max=9223372036854775807):document_id>/pdf")
 class DocumentPdf(MethodView):
     @api.response(200, description="the document as a PDF, with its signatures and sha256",
                   content_type="application/pdf")
@@ -361,7 +397,7 @@ class DocumentPdf(MethodView):
                         headers={"Content-Disposition": f'inline; filename="{pdf.filename(doc)}"'})
 
 
-@api.route("/documents/<int:document_id>/signatures")
+@api.route("/documents/<int(max=9223372036854775807):document_id>/signatures")
 class Signatures(MethodView):
     @api.arguments(SignatureCreate)
     @api.response(201, SignatureSchema)
@@ -370,3 +406,97 @@ class Signatures(MethodView):
         signature = engine().sign(db.session, g.actor, document_id, body["verdict"], body.get("comment", ""))
         db.session.commit()
         return signature
+
+
+# -- work lists and region aggregates --------------------------------------------------
+
+
+@api.route("/inbox")
+class Inbox(MethodView):
+    @api.response(200, InboxItem(many=True))
+    def get(self):
+        """Your open work across all workflows, most urgent first."""
+        from engine.inbox import inbox
+
+        return inbox(db.session, engine(), g.actor, now())
+
+
+OVERVIEW_ROLES = ("regio_bestuur", "r_coc_chair", "rso_board")
+
+
+@api.route("/overview")
+class Overview(MethodView):
+    @api.arguments(OverviewQuery, location="query")
+    @api.response(200, OverviewSchema)
+    @api.alt_response(403, description="only for the regiobestuur, the R-COC and the RSO board")
+    def get(self, query):
+        """Region aggregates: counts by workflow × state × institution, overdue, levels, age, trend."""
+        import csv
+        import io
+
+        from engine.overview import csv_rows, overview
+
+        actor = g.actor
+        regions = sorted({region for role, _, region in actor.assignments if role in OVERVIEW_ROLES})
+        if not regions and not actor.superuser:
+            return error_response(403, "forbidden", "the overview is for the regiobestuur, R-COC and RSO board")
+        threshold = int(current_app.config["TRAJECT_REGION"].get("small_cell_threshold", 5))
+        data = overview(db.session, engine(), None if actor.superuser else regions, now(), threshold)
+        if query["format"] == "csv":
+            buffer = io.StringIO()
+            csv.writer(buffer).writerows(csv_rows(data))
+            return Response(buffer.getvalue(), mimetype="text/csv",
+                            headers={"Content-Disposition": 'attachment; filename="traject-overzicht.csv"'})
+        return data
+
+
+# -- diagrams ------------------------------------------------------------------------------
+
+DIAGRAM_STYLE = (
+    "<style>.node rect{fill:#fff;stroke:#7d8896;stroke-width:1.5}.node text{fill:#1b2430;font-size:15px;"
+    "font-family:DejaVu Sans,Arial,sans-serif}.node.final rect{stroke-width:3}.node.visited rect{fill:#e3ecf7;"
+    "stroke:#4f6f98}.node.current rect{fill:#1f4f8a;stroke:#153a66;stroke-width:3}.node.current text{fill:#fff;"
+    "font-weight:600}.edge{fill:none;stroke:#7d8896;stroke-width:1.5}.edge.on{stroke:#0f766e;stroke-width:3}"
+    ".arrowhead{fill:#7d8896}.arrowhead.on{fill:#0f766e}</style>"
+)
+
+
+def diagram_svg(definition, current: str | None = None, visited: set | None = None) -> Response:
+    """The state diagram as a standalone SVG (styles inside, no external assets)."""
+    from .views.svg import state_diagram
+
+    english = request.args.get("lang") == "en"
+    states = [(st["name"], (st.get("label_en") if english else st.get("label")) or st["name"], st["final"])
+              for st in definition.states]
+    edges = [(src, t.dest, (t.label_en if english else t.label) or t.trigger)
+             for t in definition.transitions for src in t.sources]
+    title = definition.title_en if english else definition.title
+    svg = str(state_diagram(states, edges, current, visited or set(), set(), title,
+                            f"{len(states)} states, {len(edges)} transitions"))
+    head_end = svg.index(">") + 1
+    svg = svg[:head_end] + DIAGRAM_STYLE + svg[head_end:]
+    return Response(svg, mimetype="image/svg+xml")
+
+
+@api.route("/workflows/<string:key>/diagram.svg")
+class WorkflowDiagram(MethodView):
+    @api.response(200, description="the state diagram", content_type="image/svg+xml")
+    def get(self, key):
+        """The workflow's state diagram, drawn from its definition (?lang=en for English labels)."""
+        definition = engine().latest(db.session).get(key)
+        if definition is None:
+            return error_response(404, "not_found", f"no workflow {key!r}")
+        return diagram_svg(definition)
+
+
+@api.route("/cases/<int(max=9223372036854775807):case_id>/diagram.svg")
+class CaseDiagram(MethodView):
+    @api.response(200, description="the case's state diagram, current state highlighted",
+                  content_type="image/svg+xml")
+    def get(self, case_id):
+        """The diagram of the case's own definition version with its current state highlighted."""
+        case = _visible_case(case_id, "diagram")
+        visited = set(db.session.scalars(select(AuditEvent.to_state).where(AuditEvent.case_id == case.id)))
+        response = diagram_svg(engine().definition(case.definition), case.state, visited - {None})
+        db.session.commit()
+        return response

@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from engine.clock import SystemClock
 from engine.commands import Engine, EngineConfig
 from engine.definitions import sync
-from workflows import load_definitions, make_registry
+from workflows import load_definitions, load_region, make_registry
 
 from . import config as config_module
 from . import errors
@@ -50,6 +50,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     register_engine(app)
     register_api(app)
     errors.register(app)
+    from .bodies import check_json_body
+
+    app.before_request(check_json_body)
+    register_views(app)
     register_docs(app)
     register_health(app)
     return app
@@ -67,11 +71,13 @@ def register_extensions(app: Flask) -> None:
 
 def register_engine(app: Flask) -> None:
     registry = make_registry()
-    definitions = load_definitions(registry)  # an invalid definition stops the start, loudly
-    config = EngineConfig(
-        timezone=app.config["TRAJECT_TIMEZONE"],
-        external_recipients={"rgs": app.config["RGS_ADDRESS"]},
-    )
+    region = load_region(app.config.get("TRAJECT_REGION_CONFIG"))
+    app.config["TRAJECT_REGION"] = region
+    definitions = load_definitions(registry, region=region)  # an invalid definition stops the start, loudly
+    recipients = dict(region.get("recipients") or {})
+    if app.config.get("RGS_ADDRESS"):
+        recipients["rgs"] = app.config["RGS_ADDRESS"]
+    config = EngineConfig(timezone=app.config["TRAJECT_TIMEZONE"], external_recipients=recipients)
     app.extensions["traject"] = Engine(registry, config, app.config.get("CLOCK") or SystemClock())
     app.extensions["traject.definitions"] = definitions
     with app.app_context():
@@ -102,6 +108,12 @@ def register_api(app: Flask) -> None:
     smorest.register_blueprint(api)
 
 
+def register_views(app: Flask) -> None:
+    from .views import register_views as register_html
+
+    register_html(app)
+
+
 def register_docs(app: Flask) -> None:
     from flask import render_template
 
@@ -119,4 +131,13 @@ def register_health(app: Flask) -> None:
         except SQLAlchemyError:
             db.session.rollback()
             return errors.error_response(503, "unavailable", "the database does not answer")
-        return jsonify({"status": "ok"})
+        # The newest worker heartbeat, once a worker has run: {name, seen_at, age_seconds, ...}.
+        # Informational: a stale worker is no reason for a 503 (the web still serves).
+        from .worker import heartbeat_status
+
+        try:
+            worker = heartbeat_status(db.session, app.extensions["traject"].clock.now())
+        except SQLAlchemyError:
+            db.session.rollback()
+            worker = None
+        return jsonify({"status": "ok", **({"worker": worker} if worker else {})})

@@ -171,8 +171,84 @@ def web_command(host, port):
 @click.option("--port", default=5000, type=int)
 @with_appcontext
 def run_command(host, port):
-    """Web (and, once available, the worker) for one machine."""
-    serve(host, port)
+    """Web and worker together, for one machine (the worker runs in a background scheduler)."""
+    import signal
+
+    from .worker import Worker
+
+    worker = Worker(current_app._get_current_object(), background=True)
+    worker.start_background()
+    # SIGTERM stops the web server like Ctrl-C does; then the worker finishes its pass.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        serve(host, port)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        worker.stop()
+
+
+@main.command("worker")
+@click.option("--interval", type=float, default=None, help="seconds between passes (TRAJECT_WORKER_INTERVAL)")
+@with_appcontext
+def worker_command(interval):
+    """Sweep due deadlines and deliver the outbox until stopped (SIGTERM or SIGINT)."""
+    from .worker import Worker
+
+    Worker(current_app._get_current_object(), interval).run_forever()
+
+
+@main.command("sweep")
+@click.option("--now", "now_text", default=None, help="ISO-8601 moment to sweep as of (default: now)")
+@with_appcontext
+def sweep_command(now_text):
+    """One pass of due deadlines and pending notifications; prints a JSON summary."""
+    from datetime import datetime, timezone
+
+    from .worker import one_pass
+
+    when = None
+    if now_text:
+        try:
+            when = datetime.fromisoformat(now_text.replace("Z", "+00:00"))
+        except ValueError:
+            raise click.BadParameter(f"not an ISO-8601 moment: {now_text!r}", param_hint="--now") from None
+        if when.tzinfo is None:  # a moment without a zone is read as UTC, like everything stored
+            when = when.replace(tzinfo=timezone.utc)
+    click.echo(json.dumps(one_pass(current_app._get_current_object(), when)))
+
+
+@main.group("outbox")
+def outbox_group():
+    """Notifications that could not be delivered."""
+
+
+@outbox_group.command("dead")
+@click.option("--limit", type=int, default=100)
+@with_appcontext
+def outbox_dead(limit):
+    """List dead letters as JSON lines: id, kind, recipient, attempts, reason."""
+    from notifications.outbox import dead_letters
+
+    for n in dead_letters(db.session, limit):
+        click.echo(json.dumps({"id": n.id, "case_id": n.case_id, "kind": n.kind,
+                               "recipient": n.recipient_address or f"user:{n.recipient_user_id}",
+                               "attempts": n.attempts, "reason": n.last_error}))
+
+
+@outbox_group.command("requeue")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--all", "everything", is_flag=True, help="requeue every dead letter")
+@with_appcontext
+def outbox_requeue(ids, everything):
+    """Put dead letters back in the queue."""
+    from notifications.outbox import requeue
+
+    if not ids and not everything:
+        raise click.UsageError("name the ids to requeue, or --all")
+    count = requeue(db.session, None if everything else list(ids), now())
+    db.session.commit()
+    click.echo(json.dumps({"requeued": count}))
 
 
 def serve(host: str, port: int) -> None:
@@ -180,3 +256,62 @@ def serve(host: str, port: int) -> None:
 
     click.echo(f"Traject on http://{host}:{port}/  (API: http://{host}:{port}/api/v1/docs)", err=True)
     run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False)
+
+
+@main.group("definitions")
+def definitions_group():
+    """Workflow definitions and their stored versions."""
+
+
+@definitions_group.command("list")
+@with_appcontext
+def definitions_list():
+    """Every stored version: key, version, sha256, cases pinned to it."""
+    from sqlalchemy import func
+
+    from engine.models import Case, WorkflowDefinition
+
+    pinned = dict(db.session.execute(select(Case.definition_id, func.count()).group_by(Case.definition_id)).all())
+    rows = db.session.scalars(select(WorkflowDefinition).order_by(WorkflowDefinition.key, WorkflowDefinition.version))
+    click.echo(f"{'key':24} {'version':>7}  {'sha256':12}  {'cases':>5}  loaded")
+    for row in rows:
+        click.echo(f"{row.key:24} {row.version:>7}  {row.sha256[:12]}  {pinned.get(row.id, 0):>5}  "
+                   f"{row.loaded_at:%Y-%m-%d %H:%M}")
+
+
+def _definition_row(key: str, version: int | None):
+    from engine.models import WorkflowDefinition
+
+    q = select(WorkflowDefinition).where(WorkflowDefinition.key == key)
+    q = q.where(WorkflowDefinition.version == version) if version else q.order_by(WorkflowDefinition.version.desc())
+    row = db.session.scalars(q.limit(1)).first()
+    if row is None:
+        raise click.ClickException(f"no stored definition {key}" + (f" version {version}" if version else ""))
+    return row
+
+
+@definitions_group.command("show")
+@click.argument("key")
+@click.option("--version", type=int, default=None, help="default: the newest")
+@with_appcontext
+def definitions_show(key, version):
+    """Print a stored version's source (with the region's overrides it was stored with)."""
+    row = _definition_row(key, version)
+    click.echo(f"# {row.key} version {row.version}, sha256 {row.sha256}")
+    click.echo(row.source)
+
+
+@definitions_group.command("diff")
+@click.argument("key")
+@click.argument("old", type=int)
+@click.argument("new", type=int, required=False)
+@with_appcontext
+def definitions_diff(key, old, new):
+    """Unified diff between two stored versions (default: OLD against the newest)."""
+    import difflib
+
+    a, b = _definition_row(key, old), _definition_row(key, new)
+    diff = difflib.unified_diff(a.source.splitlines(keepends=True), b.source.splitlines(keepends=True),
+                                fromfile=f"{key} v{a.version} ({a.sha256[:12]})",
+                                tofile=f"{key} v{b.version} ({b.sha256[:12]})")
+    click.echo("".join(diff) or "(no differences)")

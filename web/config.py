@@ -42,5 +42,16 @@ def from_env(env=None) -> dict:
         "TOKEN_TTL_HOURS": int(env.get("TOKEN_TTL_HOURS", "12")),
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
         "MAIL_BACKEND": env.get("MAIL_BACKEND", "file"),
-        "RGS_ADDRESS": env.get("RGS_ADDRESS", "rgs@rgs.example.nl"),
+        # Delivery (notifications/): the sender, the backends' settings, links in e-mails.
+        "MAIL_FROM": env.get("MAIL_FROM", "Traject <noreply@traject.invalid>"),
+        "MAIL_TIMEOUT": float(env.get("MAIL_TIMEOUT", "30")),
+        "SMTP_URL": env.get("SMTP_URL", ""),
+        "SENDGRID_API_KEY": env.get("SENDGRID_API_KEY", ""),
+        "SENDGRID_API_URL": env.get("SENDGRID_API_URL", ""),
+        "TRAJECT_BASE_URL": env.get("TRAJECT_BASE_URL", "http://127.0.0.1:5000"),
+        # The worker (web/worker.py): seconds between passes; how long a claimed message is reserved.
+        "TRAJECT_WORKER_INTERVAL": float(env.get("TRAJECT_WORKER_INTERVAL", "15")),
+        "TRAJECT_DELIVERY_LEASE": float(env.get("TRAJECT_DELIVERY_LEASE", "300")),
+        "RGS_ADDRESS": env.get("RGS_ADDRESS"),
+        "TRAJECT_REGION_CONFIG": env.get("TRAJECT_REGION_CONFIG"),
     }

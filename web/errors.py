@@ -56,6 +56,7 @@ def from_http_exception(exc: HTTPException):
     code = HTTP_CODES.get(status, "internal_error" if status >= 500 else "error")
     if status == 429:
         message = "too many attempts; try again later"
+        return error_response(status, code, message, details, {"Retry-After": "900"})
     headers = {k: v for k, v in (exc.get_headers() or []) if k.lower() in ("retry-after", "allow")}
     return error_response(status, code, message, details, headers)
 
@@ -66,7 +67,10 @@ def register(app) -> None:
         status = STATUS.get(type(exc), 400)
         if status >= 500:
             log.error("definition error: %s", exc.message)
-        return error_response(status, exc.code, exc.message, exc.details)
+        details = exc.details
+        if isinstance(exc, e.ValidationError):  # one shape for clients: {field: [messages]}
+            details = {k: v if isinstance(v, list) else [v] for k, v in details.items()}
+        return error_response(status, exc.code, exc.message, details)
 
     @app.errorhandler(OperationalError)
     def _database_down(exc):

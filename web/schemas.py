@@ -169,3 +169,60 @@ class SignatureCreate(Schema):
 
 class Health(Schema):
     status = fields.String(required=True)
+
+
+class InboxItem(Schema):
+    case_id = fields.Integer(required=True)
+    workflow = fields.String(required=True)
+    state = fields.String(required=True)
+    reason = fields.String(required=True, validate=validate.OneOf(
+        ["action_required", "escalation", "deadline_due", "deadline_overdue", "signature_requested"]))
+    due_at = fields.DateTime(allow_none=True, required=True)
+    title = fields.String()
+    detail = fields.String()
+    deadline_id = fields.Integer(allow_none=True)
+    document_id = fields.Integer(allow_none=True)
+
+
+class Cell(Schema):
+    workflow = fields.String(required=True)
+    state = fields.String()
+    institution = fields.String()
+    count = fields.Integer(allow_none=True, required=True)
+    display = fields.String(required=True)
+
+
+class LevelCount(Schema):
+    workflow = fields.String(required=True)
+    state = fields.String(required=True)
+    count = fields.Integer(required=True)
+
+
+class AgeRow(Schema):
+    workflow = fields.String(required=True)
+    open = fields.Integer(required=True)
+    median_days = fields.Integer(required=True)
+    max_days = fields.Integer(required=True)
+    under_30 = fields.Integer(required=True)
+    between_30_and_90 = fields.Integer(data_key="30_to_90", attribute="30_to_90", required=True)
+    over_90 = fields.Integer(required=True)
+
+
+class TrendRow(Schema):
+    month = fields.String(required=True)
+    opened = fields.Integer(required=True)
+    closed = fields.Integer(required=True)
+
+
+class OverviewSchema(Schema):
+    generated_at = fields.DateTime(required=True)
+    threshold = fields.Integer(required=True)
+    counts = fields.List(fields.Nested(Cell), required=True)
+    overdue = fields.List(fields.Nested(Cell), required=True)
+    escalation_levels = fields.List(fields.Nested(LevelCount), required=True)
+    escalation_age = fields.List(fields.Nested(AgeRow), required=True)
+    trend = fields.List(fields.Nested(TrendRow), required=True)
+
+
+class OverviewQuery(Schema):
+    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))

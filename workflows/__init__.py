@@ -8,6 +8,20 @@ from engine.definitions import Definition, load_directory
 from engine.registry import Registry
 
 DEFINITIONS_DIR = Path(__file__).parent / "definitions"
+REGION_FILE = Path(__file__).parent / "region.yaml"
+
+
+def load_region(path: str | Path | None = None) -> dict:
+    """The region's configuration (terms, reminders, recipients, auto-escalation)."""
+    import yaml
+
+    source = Path(path) if path else REGION_FILE
+    if not source.exists():
+        return {}
+    data = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: region configuration must be a mapping")
+    return data
 
 
 def make_registry() -> Registry:
@@ -18,5 +32,6 @@ def make_registry() -> Registry:
     return registry
 
 
-def load_definitions(registry: Registry | None = None, directory: Path = DEFINITIONS_DIR) -> list[Definition]:
-    return load_directory(directory, registry or make_registry())
+def load_definitions(registry: Registry | None = None, directory: Path = DEFINITIONS_DIR,
+                     region: dict | None = None) -> list[Definition]:
+    return load_directory(directory, registry or make_registry(), region)

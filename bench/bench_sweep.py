@@ -1,0 +1,211 @@
+"""Deadline sweep and outbox drain: throughput, the idle sweep, memory. Prints figures and ratios.
+
+    .venv/bin/python bench/bench_sweep.py                       # SQLite in a temporary folder
+    scripts/with-postgres .venv/bin/python bench/bench_sweep.py --postgres   # TEST_POSTGRES_URL (its schema is dropped!)
+
+Targets (issue 6): 10,000 deadlines due at once fired within 10 s; an idle sweep under
+5 ms; worker memory flat whether 100 or 100,000 deadlines are pending. Baselines are
+measured in the same run: a `SELECT 1` round trip for the idle sweep, and bulk-inserting
+the same number of outbox rows for the sweep itself (the least any sweep must write).
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import create_engine, delete, func, select, text  # noqa: E402
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def make_app(url: str, instance: Path):
+    os.environ.setdefault("TRAJECT_ENV", "testing")
+    from flask_migrate import upgrade
+
+    from engine.clock import FixedClock
+    from web.app import create_app
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TRAJECT_INSTANCE": str(instance), "CLOCK": FixedClock(NOW)})
+    with app.app_context():
+        upgrade()
+    from web.app import sync_definitions
+
+    with app.app_context():
+        sync_definitions(app)
+    return app
+
+
+def seed_people(app):
+    from engine.models import Institution, Region, RoleAssignment, User
+    from web.extensions import db
+
+    with app.app_context():
+        region = Region(code="bench", name="Bench")
+        inst = Institution(code="bench", name="Bench MC", region=region)
+        db.session.add_all([region, inst])
+        db.session.flush()
+        users = []
+        for role in ("opleider", "aios"):
+            user = User(email=f"{role}@bench.nl", name=role, active=True, created_at=NOW)
+            user.roles.append(RoleAssignment(role=role, institution_id=inst.id, region_id=region.id))
+            db.session.add(user)
+            users.append(user)
+        db.session.commit()
+        return region.id, inst.id, users[0].id, users[1].id
+
+
+def add_deadlines(app, ids, n: int, due: bool, per_case: int = 10):
+    """n deadlines on n/per_case cases; due now (remind_at in the past) or far ahead."""
+    from engine.models import Case, Deadline
+    from web.extensions import db
+
+    region_id, inst_id, opleider, aios = ids
+    with app.app_context():
+        definition = app.extensions["traject"].latest(db.session)["internal_guidance"]
+        n_cases = max(1, n // per_case)
+        base = dict(workflow_key="internal_guidance", definition_id=definition.row_id, region_id=region_id,
+                    institution_id=inst_id, subject_id=aios, opened_by_id=opleider, responsible_id=opleider,
+                    parent_id=None, title="Bench", state="guidance", version=1, data={}, opened_at=NOW,
+                    updated_at=NOW, closed_at=None, audit_seq=0, audit_head="")
+        first = (db.session.scalar(select(func.max(Case.id))) or 0) + 1
+        db.session.execute(Case.__table__.insert(), [base] * n_cases)
+        case_ids = list(range(first, first + n_cases))
+        due_at = NOW - timedelta(hours=1) if due else NOW + timedelta(days=365)
+        rows = [dict(case_id=case_ids[i % n_cases], kind=f"k{i}", label="Bench", due_at=due_at, remind_at=due_at,
+                     status="pending", owner_role="responsible", reminder_days=[], created_at=NOW, resolved_at=None)
+                for i in range(n)]
+        for start in range(0, n, 5000):
+            db.session.execute(Deadline.__table__.insert(), rows[start:start + 5000])
+        db.session.commit()
+
+
+def empty(app):
+    from engine.models import AuditEvent, Case, Deadline, Notification
+    from web.extensions import db
+
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(text("TRUNCATE notification, deadline, audit_event, case_file RESTART IDENTITY"))
+        else:
+            for model in (Notification, Deadline, AuditEvent, Case):
+                db.session.execute(delete(model))
+        db.session.commit()
+
+
+def timed(fn, repeat=1):
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def run(url: str, n: int, label: str):
+    from engine.models import Deadline, Notification
+    from web.extensions import db
+    from web.worker import drain_outbox, sweep_deadlines
+
+    instance = Path(tempfile.mkdtemp(prefix="traject-bench-"))
+    app = make_app(url, instance)
+    empty(app)
+    ids = seed_people(app)
+    print(f"\n== {label}: {n:,} deadlines due at once")
+
+    # Baseline: bulk-insert n outbox rows (what the sweep must write at the very least).
+    def baseline_insert():
+        with app.app_context():
+            db.session.execute(Notification.__table__.insert(), [dict(
+                idempotency_key=f"b{i}", case_id=None, event_seq=None, recipient_user_id=ids[2],
+                recipient_address=None, recipient_role="x", kind="x", subject="x", body_text="", attachments=[],
+                status="sent", attempts=0, next_attempt_at=None, last_error=None, created_at=NOW, sent_at=NOW,
+                data={}) for i in range(n)])
+            db.session.commit()
+            db.session.execute(delete(Notification))
+            db.session.commit()
+
+    base = timed(baseline_insert)
+    add_deadlines(app, ids, n, due=True)
+    with app.app_context():
+        fire = timed(lambda: sweep_deadlines(app, NOW))
+        fired = db.session.scalar(select(func.count()).select_from(Deadline).where(Deadline.status == "overdue"))
+    assert fired == n, fired
+    print(f"fire {n:,} due deadlines (reminder rows, audit events, outbox rows): {fire:.2f} s "
+          f"({n / fire:,.0f}/s; target < 10 s) — {fire / base:.1f}x bulk-inserting {n:,} outbox rows ({base:.2f} s)")
+    app.config["MAIL_BACKEND"] = "file"
+    with app.app_context():
+        drain = timed(lambda: drain_outbox(app, lambda: NOW))
+    print(f"deliver them with the file backend: {drain:.2f} s ({n / drain:,.0f}/s)")
+
+    # The idle sweep, against a `SELECT 1` round trip.
+    with app.app_context():
+        sweep_deadlines(app, NOW)
+        one = timed(lambda: db.session.execute(text("SELECT 1")).scalar(), repeat=200)
+        idle = timed(lambda: sweep_deadlines(app, NOW), repeat=200)
+    print(f"idle sweep: {idle * 1000:.2f} ms (target < 5 ms) — {idle / one:.1f}x a SELECT 1 ({one * 1000:.3f} ms)")
+
+    # Memory: an idle pass over 100 pending deadlines against one over 100,000.
+    peaks = {}
+    for pending in (100, 100_000):
+        empty(app)
+        add_deadlines(app, ids, pending, due=False)
+        with app.app_context():
+            sweep_deadlines(app, NOW)
+            gc.collect()
+            tracemalloc.start()
+            for _ in range(20):
+                sweep_deadlines(app, NOW)
+                drain_outbox(app, lambda: NOW)
+            peaks[pending] = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+    print(f"worker pass memory peak: {peaks[100] / 1024:.0f} KiB with 100 pending, {peaks[100_000] / 1024:.0f} KiB "
+          f"with 100,000 — ratio {peaks[100_000] / peaks[100]:.2f} (flat: about 1)")
+
+    # Memory while firing: 1,000 due against 10,000 due (batches of 500 keep it flat).
+    fire_peaks = {}
+    for due in (1_000, 10_000):
+        empty(app)
+        add_deadlines(app, ids, due, due=True)
+        with app.app_context():
+            gc.collect()
+            tracemalloc.start()
+            sweep_deadlines(app, NOW)
+            fire_peaks[due] = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+    print(f"firing memory peak: {fire_peaks[1000] / 1024:.0f} KiB for 1,000 due, {fire_peaks[10_000] / 1024:.0f} KiB "
+          f"for 10,000 — ratio {fire_peaks[10_000] / fire_peaks[1000]:.2f}")
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--postgres", action="store_true", help="use TEST_POSTGRES_URL (its public schema is dropped)")
+    parser.add_argument("-n", type=int, default=10_000)
+    args = parser.parse_args()
+    if args.postgres:
+        url = os.environ["TEST_POSTGRES_URL"]
+        eng = create_engine(url)
+        with eng.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        eng.dispose()
+        run(url, args.n, "PostgreSQL")
+    else:
+        url = f"sqlite:///{tempfile.mkdtemp(prefix='traject-bench-')}/bench.db"
+        run(url, args.n, "SQLite")
+
+
+if __name__ == "__main__":
+    main()

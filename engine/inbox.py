@@ -1,0 +1,109 @@
+"""One list of open work per user, across all workflows, ordered by urgency.
+
+Reasons: deadline_overdue (the owner, and the owner of the next level), deadline_due (within
+the horizon), escalation (a ladder level the user owns), signature_requested, action_required
+(a step the user owns: a level they own, or a case they are responsible for). A fixed number
+of queries whatever the number of cases.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from .machine import destination
+from .models import Case, Deadline, Document
+from .scope import Actor
+
+ORDER = {"deadline_overdue": 0, "deadline_due": 1, "escalation": 2, "signature_requested": 3, "action_required": 4}
+LADDER_PREFIXES = ("escalated_", "reported_")
+
+
+def _owned_states(definitions: dict, role_names: set[str]) -> list[tuple[str, list[str]]]:
+    owned = []
+    for key, d in definitions.items():
+        states = [s["name"] for s in d.states if s.get("owner") in role_names and not s["final"]]
+        if states:
+            owned.append((key, states))
+    return owned
+
+
+def next_level_owner(definition, state: str) -> str | None:
+    """Who sees a passed deadline besides its owner: the owner of the next rung."""
+    dest = destination(definition.machine, "escalate", state)
+    if dest:
+        owner = definition.state(dest).get("owner")
+        if owner:
+            return owner
+    return definition.next_rung
+
+
+def inbox(session: Session, engine, actor: Actor, now: datetime, horizon_days: int = 14) -> list[dict]:
+    definitions = engine.latest(session)
+    scope = engine.scope(session, actor)
+    role_names = {role for role, _, _ in actor.assignments}
+    items: dict[tuple, dict] = {}
+
+    def add(case: Case, reason: str, due_at=None, detail: str = "", deadline_id=None, document_id=None):
+        key = (case.id, reason, deadline_id, document_id)
+        items[key] = {"case_id": case.id, "workflow": case.workflow_key, "state": case.state, "reason": reason,
+                      "due_at": due_at, "title": case.title, "detail": detail, "deadline_id": deadline_id,
+                      "document_id": document_id}
+
+    # Steps the user owns: levels owned by one of their roles, or cases they are responsible for.
+    ownership = [Case.responsible_id == actor.id]
+    for key, states in _owned_states(definitions, role_names):
+        ownership.append(and_(Case.workflow_key == key, Case.state.in_(states)))
+    owned_cases = session.scalars(
+        select(Case).where(scope, Case.closed_at.is_(None), or_(*ownership)).order_by(Case.updated_at)
+    ).unique().all()
+    for case in owned_cases:
+        definition = engine.definition(case.definition)
+        roles = actor.roles_on(case)
+        owner = definition.state(case.state).get("owner")
+        if not engine.available_triggers(case, actor):
+            continue
+        if owner and owner in roles and case.state.startswith(LADDER_PREFIXES):
+            add(case, "escalation", detail=definition.state(case.state).get("label", case.state))
+        else:
+            add(case, "action_required", detail=definition.state(case.state).get("label", case.state))
+
+    # Deadlines: due soon or passed, for their owner and (when passed) the next level's owner.
+    rows = session.execute(
+        select(Deadline, Case).join(Case, Case.id == Deadline.case_id)
+        .where(scope, Deadline.status.in_(("pending", "reminded", "overdue")),
+               or_(Deadline.status == "overdue", Deadline.due_at <= now + timedelta(days=horizon_days)))
+        .order_by(Deadline.due_at)
+    ).unique().all()
+    for deadline, case in rows:
+        definition = engine.definition(case.definition)
+        roles = actor.roles_on(case)
+        owner = deadline.owner_role
+        if owner == "owner":
+            owner = definition.state(case.state).get("owner") or ""
+        overdue = deadline.status == "overdue" or deadline.due_at <= now
+        mine = owner in roles
+        if overdue and not mine:
+            mine = next_level_owner(definition, case.state) in roles
+        if mine:
+            add(case, "deadline_overdue" if overdue else "deadline_due", deadline.due_at, deadline.label,
+                deadline_id=deadline.id)
+
+    # Signatures the user still owes on the latest version of a document.
+    docs = session.execute(
+        select(Document, Case).join(Case, Case.id == Document.case_id)
+        .where(scope, Case.closed_at.is_(None),
+               or_(Case.subject_id == actor.id, Case.responsible_id == actor.id, Case.opened_by_id == actor.id))
+        .order_by(Document.case_id, Document.kind, Document.version)
+    ).unique().all()
+    latest: dict[tuple, tuple] = {}
+    for doc, case in docs:
+        latest[(doc.case_id, doc.kind)] = (doc, case)
+    for doc, case in latest.values():
+        if actor.id in doc.required_signer_ids and all(s.signer_id != actor.id for s in doc.signatures):
+            title = engine.definition(case.definition).documents.get(doc.kind, {}).get("title", doc.kind)
+            add(case, "signature_requested", detail=f"{title} (versie {doc.version})", document_id=doc.id)
+
+    far = datetime.max.replace(tzinfo=now.tzinfo)
+    return sorted(items.values(), key=lambda i: (ORDER[i["reason"]], i["due_at"] or far, i["case_id"]))

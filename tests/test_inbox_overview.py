@@ -1,0 +1,110 @@
+"""The inbox (one list of open work per user) and the region overview (aggregates, never names)."""
+from __future__ import annotations
+
+import csv
+import io
+
+from sqlalchemy import update
+
+from engine.models import Deadline
+from flows import PLAN, fire, ok, open_internal, sign, to_guidance
+from test_ladders import signal
+from web.extensions import db
+
+
+def reasons(api):
+    return [(i["case_id"], i["reason"]) for i in ok(api.get("/inbox"))]
+
+
+def test_the_aios_sees_the_plan_waiting_for_their_signature(world):
+    opleider, aios = world.api("opleider"), world.api("aios")
+    case = fire(opleider, open_internal(opleider, world.users["aios"]), "analyse")
+    case = fire(opleider, case, "discuss", {"core_problem": "x"})
+    case = fire(opleider, case, "draft_plan", {"discussion_summary": "x"})
+    doc = ok(opleider.post(f"/cases/{case['id']}/documents", json={"kind": "improvement_plan", "content": PLAN}), 201)
+    sign(opleider, doc)
+    [item] = ok(aios.get("/inbox"))
+    assert (item["case_id"], item["reason"], item["document_id"]) == (case["id"], "signature_requested", doc["id"])
+    assert "Verbeterplan" in item["detail"]
+    sign(aios, doc)
+    assert ok(aios.get("/inbox")) == []
+    assert (case["id"], "action_required") in reasons(opleider)  # start_guidance is theirs now
+
+
+def test_deadlines_due_and_overdue_reach_the_owner_and_the_next_level_first(world, clock):
+    opleider, aios, coc = world.api("opleider"), world.api("aios"), world.api("coc")
+    case = to_guidance(opleider, aios, open_internal(opleider, world.users["aios"]))
+    assert (case["id"], "deadline_due") not in reasons(opleider)  # term_end 1 June, horizon 14 days
+    clock.advance(days=80)  # 21 May; tokens expire, so log in again
+    opleider, coc = world.api("opleider"), world.api("coc")
+    assert reasons(opleider)[0] == (case["id"], "deadline_due")
+    assert (case["id"], "deadline_due") not in reasons(coc)
+    with world.app.app_context():
+        db.session.execute(update(Deadline).where(Deadline.case_id == case["id"]).values(status="overdue"))
+        db.session.commit()
+    assert reasons(opleider)[0] == (case["id"], "deadline_overdue")
+    assert reasons(coc)[0] == (case["id"], "deadline_overdue")  # the next rung
+    assert ok(world.api("coc_gelre").get("/inbox")) == []
+
+
+def test_the_coc_chair_finds_the_escalation_at_their_level(world):
+    rso, coc = world.api("rso"), world.api("coc")
+    case = fire(rso, signal(world), "discuss")
+    assert (case["id"], "action_required") in reasons(rso)
+    case = fire(rso, case, "escalate", {"reason": "x"})
+    assert (case["id"], "escalation") in reasons(rso)
+    case = fire(rso, case, "escalate", {"reason": "x"})
+    items = [i for i in ok(coc.get("/inbox")) if i["case_id"] == case["id"]]
+    assert [i["reason"] for i in items] == ["escalation"]
+    assert items[0]["detail"] == "Opgeschaald naar de COC-voorzitter"
+    assert case["id"] not in [i["case_id"] for i in ok(rso.get("/inbox"))]
+    assert ok(world.api("coc_gelre").get("/inbox")) == []
+
+
+def test_the_overview_counts_without_names_and_hides_small_cells(world):
+    opleider, aios = world.api("opleider"), world.api("aios")
+    for _ in range(6):
+        open_internal(opleider, world.users["aios"])
+    to_guidance(opleider, world.api("aios2"), open_internal(opleider, world.users["aios2"]))
+    signal(world)
+    body = ok(world.api("regio").get("/overview"))
+    cells = {(c["workflow"], c["state"], c["institution"]): c for c in body["counts"]}
+    assert cells[("internal_guidance", "signalled", "meander")]["count"] == 6
+    assert cells[("internal_guidance", "guidance", "meander")] == {
+        "workflow": "internal_guidance", "state": "guidance", "institution": "meander", "count": None,
+        "display": "< 5"}
+    assert cells[("escalation", "signalled", "meander")]["count"] == 1  # organisational: not suppressed
+    assert body["escalation_levels"] == [{"workflow": "escalation", "state": "signalled", "count": 1}]
+    assert body["trend"][-1] == {"month": "2026-03", "opened": 8, "closed": 0}
+    text = str(body)
+    for name in ("Aios", "Aios2", "aios@test.nl"):
+        assert name not in text
+    for who in ("rcoc", "rso", "admin"):
+        assert world.api(who).get("/overview").status_code == 200
+    for who in ("opleider", "aios", "coc", "hr"):
+        response = world.api(who).get("/overview")
+        assert response.status_code == 403 and response.get_json()["error"]["code"] == "forbidden"
+
+
+def test_the_overview_exports_csv(world):
+    open_internal(world.api("opleider"), world.api("aios").user_id)
+    response = world.api("regio").get("/overview?format=csv")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    assert rows[0] == ["section", "workflow", "state", "institution", "count"]
+    assert ["counts", "internal_guidance", "signalled", "meander", "< 5"] in rows
+
+
+def test_diagrams_are_drawn_from_the_definition_with_the_current_state_highlighted(world):
+    opleider = world.api("opleider")
+    response = opleider.get("/workflows/escalation/diagram.svg")
+    assert response.status_code == 200 and response.mimetype == "image/svg+xml"
+    svg = response.get_data(as_text=True)
+    assert svg.startswith("<svg") and "<style>" in svg and "Opgeschaald" in svg
+    assert "http" not in svg.replace("http://www.w3.org/2000/svg", "")
+    assert "Escalated" in opleider.get("/workflows/escalation/diagram.svg?lang=en").get_data(as_text=True)
+    case = fire(opleider, open_internal(opleider, world.users["aios"]), "analyse")
+    svg = opleider.get(f"/cases/{case['id']}/diagram.svg").get_data(as_text=True)
+    assert svg.count('class="node visited current"') == 1 and "Analyse" in svg
+    assert world.api("opleider_gelre").get(f"/cases/{case['id']}/diagram.svg").status_code == 404
+    assert opleider.get("/workflows/nothing/diagram.svg").status_code == 404

@@ -1,0 +1,138 @@
+"""Logging in and out (session cookie), the demo chooser, the password and the language."""
+from __future__ import annotations
+
+from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy import select
+from werkzeug.security import check_password_hash
+
+from engine.models import User
+
+from ..auth import SessionUser, check_credentials, hash_password
+from ..demo import DEMO_DOMAIN, email as demo_email
+from ..extensions import db, limiter
+from . import i18n, ui
+
+MIN_PASSWORD = 12
+
+
+def safe_next(target: str | None) -> str | None:
+    """Only local paths: never an open redirect."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return None
+
+
+def _start_session(user: User) -> None:
+    # A new session at login: nothing an attacker planted before survives (session fixation).
+    lang = session.get("lang")
+    session.clear()
+    login_user(SessionUser(user))
+    if lang in i18n.LANGUAGES:
+        session["lang"] = lang
+
+
+def _login_key() -> str:
+    return f"ui-login:{(request.form.get('email') or '').strip().lower() or request.remote_addr}"
+
+
+@ui.route("/login", methods=["GET", "POST"])
+@limiter.limit("10 per 15 minutes", key_func=_login_key, methods=["POST"],
+               deduct_when=lambda response: g.get("login_failed", False))
+def login():
+    if current_user.is_authenticated and request.method == "GET":
+        return redirect(url_for("ui.dashboard"))
+    error = None
+    email = ""
+    if request.method == "POST":
+        email = (request.form.get("email") or "").strip()
+        password = request.form.get("password") or ""
+        user = check_credentials(email, password) if email and password else None
+        if user is None:
+            g.login_failed = True
+            error = _("Wrong e-mail address or password.")
+        else:
+            _start_session(user)
+            return redirect(safe_next(request.form.get("next")) or url_for("ui.dashboard"), 303)
+    return render_template("login.html", error=error, email=email, next=safe_next(request.args.get("next")) or "",
+                           demo=_demo_choices())
+
+
+# The demo roles in one click: only in a demo instance (TRAJECT_DEMO), only demo accounts.
+DEMO_CHOICES = [
+    ("opleider", "meander", None), ("aios", "meander", 1), ("coc_chair", "meander", None), ("hr", "meander", None),
+    ("rvb", "meander", None), ("rso_board", None, None), ("r_coc_chair", None, None), ("regio_bestuur", None, None),
+    ("vertrouwenspersoon", None, None), ("admin", None, None),
+]
+
+
+def _demo_choices() -> list[dict]:
+    if not current_app.config.get("TRAJECT_DEMO"):
+        return []
+    wanted = {demo_email(role, code, n): role for role, code, n in DEMO_CHOICES}
+    found = dict(db.session.execute(select(User.email, User.name).where(User.email.in_(wanted),
+                                                                        User.active.is_(True))).all())
+    return [{"email": address, "role": role, "name": found[address]}
+            for address, role in wanted.items() if address in found]
+
+
+@ui.post("/login/demo")
+def demo_login():
+    if not current_app.config.get("TRAJECT_DEMO"):
+        abort(404)
+    address = (request.form.get("email") or "").strip().lower()
+    user = None
+    if address.endswith("@" + DEMO_DOMAIN):
+        user = db.session.scalar(select(User).where(User.email == address, User.active.is_(True)))
+    if user is None:
+        abort(404)
+    _start_session(user)
+    return redirect(url_for("ui.dashboard"), 303)
+
+
+@ui.post("/logout")
+def logout():
+    lang = session.get("lang")
+    logout_user()
+    session.clear()
+    if lang in i18n.LANGUAGES:
+        session["lang"] = lang
+    flash(_("You are logged out."), "info")
+    return redirect(url_for("ui.login"), 303)
+
+
+@ui.post("/language")
+def language():
+    lang = request.form.get("lang")
+    if lang in i18n.LANGUAGES:
+        session["lang"] = lang
+        if current_user.is_authenticated:
+            current_user.user.language = lang
+            db.session.commit()
+    return redirect(safe_next(request.form.get("next")) or url_for("ui.dashboard"), 303)
+
+
+@ui.route("/account/password", methods=["GET", "POST"])
+@login_required
+def password():
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        user: User = current_user.user
+        current = request.form.get("current") or ""
+        new = request.form.get("new") or ""
+        repeat = request.form.get("repeat") or ""
+        if not user.password_hash or not check_password_hash(user.password_hash, current):
+            errors["current"] = _("This is not your current password.")
+        if len(new) < MIN_PASSWORD:
+            errors["new"] = _("Choose a password of at least %(n)d characters.", n=MIN_PASSWORD)
+        elif new == current:
+            errors["new"] = _("Choose a password that differs from the current one.")
+        if not errors.get("new") and new != repeat:
+            errors["repeat"] = _("The two new passwords differ.")
+        if not errors:
+            user.password_hash = hash_password(new)
+            db.session.commit()
+            flash(_("Your password has been changed."), "success")
+            return redirect(url_for("ui.dashboard"), 303)
+    return render_template("password.html", errors=errors), (422 if errors else 200)

@@ -1,0 +1,499 @@
+"""The case page and what can be done on it: fire a trigger, write a document, sign; and opening a case.
+
+Successful posts redirect (303) back to the case; a refused post renders the case page
+again with the message inline, next to the form that caused it, in plain language.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import login_required
+from markupsafe import Markup
+
+from engine.errors import Forbidden, PreconditionFailed, TransitionNotAllowed, ValidationError, VersionConflict
+from engine.models import Case
+
+try:
+    from engine.scope import redact
+except ImportError:  # before confidential fields existed
+    def redact(confidential, data, roles):
+        return data
+
+from ..api import log_read
+from ..extensions import db
+from ..services import engine, now
+from . import data, forms, i18n, svg, ui
+from .dashboard import open_form
+
+PDF_RULE = re.compile(r"/api/v1/documents/<int(\([^)]*\))?:document_id>/pdf")
+DOSSIER_RULE = re.compile(r"/api/v1/cases/<int(\([^)]*\))?:case_id>/dossier\.zip")
+
+
+@dataclass
+class FormState:
+    """A refused form coming back: what was posted and what is wrong with it."""
+
+    key: str
+    values: dict = field(default_factory=dict)
+    errors: dict = field(default_factory=dict)  # posted name -> [message]
+    general: list = field(default_factory=list)
+    reload: bool = False
+
+
+def unmet_messages(unmet: list[dict]) -> list[tuple[str | None, str]]:
+    english = i18n.is_english()
+    return [(u.get("field"), (u.get("message") if english else u.get("message_nl")) or u.get("message") or "")
+            for u in unmet]
+
+
+def _names(fields_: list) -> set[str]:
+    out = set()
+    for f in fields_:
+        out.add(f.name)
+        for child in f.children:
+            out |= _names(child if isinstance(child, list) else [child])
+    return out
+
+
+def _place(state: FormState, specs: dict, prefix: str, pairs) -> None:
+    """Messages about a field of this form go next to it; the others above the form."""
+    known = _names(forms.build(specs, prefix, "x", {}, {}, False))
+    for path, message in pairs:
+        if path in known:
+            state.errors.setdefault(path, []).append(message)
+        else:
+            state.general.append(message)
+
+
+# -- reading --------------------------------------------------------------------------------
+
+
+@ui.get("/cases/<int(max=9223372036854775807):case_id>")
+@login_required
+def case(case_id: int):
+    return render_case(case_id)
+
+
+def render_case(case_id: int, state: FormState | None = None, status: int = 200):
+    actor, moment = g.actor, now()
+    eng = engine()
+    case_ = eng.get_case(db.session, actor, case_id)
+    log_read(case_, "read")
+    page = data.case_page(actor, case_)
+    definition = page.definition
+    closed = case_.state in definition.final_states
+    trigger_forms = []
+    for trigger in page.triggers:
+        step = definition.step(trigger, case_.state)
+        mine = state if state and state.key == f"t:{trigger}" else None
+        trigger_forms.append({
+            "trigger": trigger,
+            "label": i18n.label(step, i18n.humanize(trigger)),
+            "dest": i18n.state_label(definition, step.dest),
+            "final": step.dest in definition.final_states,
+            "fields": forms.build(step.input, "data", f"t-{trigger}", mine.values if mine else {},
+                                  mine.errors if mine else {}, False),
+            "state": mine,
+        })
+    child_forms = []
+    for child in _children_to_open(case_, actor):
+        mine = state if state and state.key == f"c:{child.key}" else None
+        child_forms.append({
+            "key": child.key, "label": i18n.label(child.open, i18n.title(child)), "title": i18n.title(child),
+            "fields": forms.build(child.open.input, "data", f"c-{child.key}", mine.values if mine else {},
+                                  mine.errors if mine else {}, False),
+            "state": mine,
+        })
+    # documents a step from here waits for: their forms start open
+    needed = {req.get("kind") for t in definition.transitions if case_.state in t.sources
+              for req in t.requires if req.get("guard") == "document_signed"}
+    document_forms = []
+    if not closed:
+        for kind, spec in definition.documents.items():
+            if not page.roles & set(spec["authors"]):
+                continue
+            versions = page.documents.get(kind, [])
+            mine = state if state and state.key == f"d:{kind}" else None
+            values = mine.values if mine else forms.initial(spec["fields"], "content",
+                                                            versions[-1].content if versions else None)
+            document_forms.append({
+                "kind": kind, "title": i18n.title(spec, kind), "exists": bool(versions),
+                "needed": kind in needed and not versions,
+                "fields": forms.build(spec["fields"], "content", f"d-{kind}", values, mine.errors if mine else {},
+                                      True),
+                "state": mine,
+            })
+    documents = []
+    for kind, versions in page.documents.items():
+        spec = definition.documents.get(kind, {"title": kind, "fields": {}})
+        latest = versions[-1]
+        signed = {s.signer_id: s for s in latest.signatures}
+        can_sign = (actor.id in (latest.required_signer_ids or []) and actor.id not in signed and not closed)
+        mine = state if state and state.key == f"s:{latest.id}" else None
+        documents.append({
+            "kind": kind, "title": i18n.title(spec, kind), "latest": latest, "older": versions[:-1],
+            "content": _content_rows(spec.get("fields", {}), latest.content),
+            "signers": [{"id": uid, "name": page.people.get(uid, "?"), "role": _signer_role(case_, uid),
+                         "signature": signed.get(uid)} for uid in latest.required_signer_ids or []],
+            "complete": set(latest.required_signer_ids or []) <= set(signed),
+            "can_sign": can_sign,
+            "may_disagree": actor.id == case_.subject_id,
+            "state": mine,
+            "pdf": url_for("ui.document_pdf", document_id=latest.id) if _pdf_view() else None,
+        })
+    ordered = [s["name"] for s in definition.states]
+    visited = {e.to_state for e in page.events if e.to_state} | {e.from_state for e in page.events if e.from_state}
+    diagram = svg.state_diagram(
+        [(s["name"], i18n.label(s, i18n.humanize(s["name"])), s["final"]) for s in definition.states],
+        [(src, t.dest, i18n.label(t, t.trigger)) for t in definition.transitions for src in t.sources],
+        case_.state, visited, {(case_.state, definition.step(t, case_.state).dest) for t in page.triggers},
+        _("State diagram of %(workflow)s", workflow=i18n.title(definition)),
+        _("States in order: %(states)s. Current state: %(state)s.",
+          states=", ".join(i18n.state_label(definition, s) for s in ordered),
+          state=i18n.state_label(definition, case_.state)),
+    )
+    html = render_template(
+        "case.html", case=case_, page=page, definition=definition, closed=closed, diagram=diagram,
+        timeline=_timeline(page), deadlines=_deadlines(page, moment), documents=documents,
+        trigger_forms=trigger_forms, document_forms=document_forms, child_forms=child_forms, state=state,
+        related=[(c, engine().definition(c.definition)) for c in page.related],
+        subject=page.people.get(case_.subject_id, ""), responsible=page.people.get(case_.responsible_id, ""),
+        dossier_url=url_for("ui.dossier", case_id=case_.id) if _dossier_view() else None,
+    )
+    db.session.commit()  # the access log
+    return html, status
+
+
+def _signer_role(case_: Case, uid: int) -> str:
+    if uid == case_.subject_id:
+        return i18n.role_label("aios")
+    if uid == case_.responsible_id:
+        return i18n.role_label("responsible")
+    return ""
+
+
+def format_value(spec: dict | None, value) -> str | Markup:
+    kind = (spec or {}).get("type")
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    if kind == "date" or (kind is None and isinstance(value, str) and len(value) == 10 and value[4:5] == "-"):
+        return i18n.fmt_date(value) or str(value)
+    if kind == "choice":
+        return i18n.choice_label(value)
+    if isinstance(value, list):
+        if all(isinstance(v, str) for v in value):
+            return Markup("<ul class=\"plain\">") + Markup("").join(
+                Markup("<li>{}</li>").format(v) for v in value) + Markup("</ul>")
+        return "; ".join(str(format_value(None, v)) for v in value)
+    if isinstance(value, dict):
+        subs = (spec or {}).get("fields") or {}
+        return "; ".join(f"{i18n.label(subs.get(k), i18n.humanize(k))}: {format_value(subs.get(k), v)}"
+                         for k, v in value.items() if k not in ("recorded_at", "recorded_by"))
+    return str(value)
+
+
+def _content_rows(specs: dict, content: dict) -> list[tuple[str, object]]:
+    rows = [(i18n.label(spec, name), format_value(spec, (content or {}).get(name))) for name, spec in specs.items()
+            if (content or {}).get(name) not in (None, "", [])]
+    rows += [(i18n.humanize(k), format_value(None, v)) for k, v in (content or {}).items() if k not in specs]
+    return rows
+
+
+def _timeline(page) -> list[dict]:
+    definition = page.definition
+    related = {c.id for c in page.related}
+    out = []
+    for ev in reversed(page.events):
+        details, links = [], []
+        payload = ev.data or {}
+        if ev.type == "opened":
+            what = _("Opened in state “%(state)s”", state=i18n.state_label(definition, ev.to_state))
+            specs = definition.open.input
+        elif ev.type == "transition":
+            step = definition.step(ev.trigger, ev.from_state)
+            name = i18n.label(step, i18n.humanize(ev.trigger or ""))
+            if ev.from_state == ev.to_state:
+                what = name
+            else:
+                what = _("%(step)s: from “%(a)s” to “%(b)s”", step=name, a=i18n.state_label(definition, ev.from_state),
+                         b=i18n.state_label(definition, ev.to_state))
+            specs = step.input if step else {}
+        elif ev.type in ("document_added", "document_signed"):
+            spec = definition.documents.get(payload.get("kind"), {})
+            doc_title = i18n.title(spec, payload.get("kind", ""))
+            if ev.type == "document_added":
+                what = _("%(title)s version %(version)s written", title=doc_title, version=payload.get("version"))
+            else:
+                what = _("%(title)s version %(version)s signed: %(verdict)s", title=doc_title,
+                         version=payload.get("version"), verdict=i18n.VERDICTS.get(payload.get("verdict"), ""))
+                if payload.get("comment"):
+                    details.append((_("Comment"), payload["comment"]))
+            specs = {}
+        else:
+            what = i18n.humanize(ev.type)
+            if ev.to_state:
+                what += f" → {i18n.state_label(definition, ev.to_state)}"
+            specs = {}
+        shown_input = redact(getattr(definition, "confidential", {}) or {}, payload.get("input") or {}, page.roles)
+        for key, value in shown_input.items():
+            details.append((i18n.label(specs.get(key), i18n.humanize(key)), format_value(specs.get(key), value)))
+        for effect in payload.get("effects") or []:
+            child = effect.get("opened_case_id")
+            if child:
+                links.append((child, _("Linked case opened"), child in related))
+        out.append({"seq": ev.seq, "at": ev.at, "who": page.people.get(ev.actor_id) if ev.actor_id else _("System"),
+                    "what": what, "details": details, "links": links})
+    return out
+
+
+def _deadlines(page, moment) -> list[dict]:
+    out = []
+    for d in page.deadlines:
+        text, tone = i18n.remaining(d.due_at, d.status, moment)
+        if d.status in ("pending", "reminded") and data.is_late(d, moment):
+            tone = "late"
+        out.append({"label": i18n.deadline_label(d, page.definition), "due_at": d.due_at,
+                    "remaining": text, "tone": tone, "status": i18n.DEADLINE_STATUS.get(d.status, d.status),
+                    "owner": i18n.role_label(d.owner_role)})
+    return out
+
+
+# -- acting ---------------------------------------------------------------------------------
+
+
+def _back(case_id: int, anchor: str = ""):
+    return redirect(url_for("ui.case", case_id=case_id) + (f"#{anchor}" if anchor else ""), 303)
+
+
+def _refused(exc, state: FormState, specs: dict, prefix: str) -> int:
+    """Fill `state` from an engine error; returns the HTTP status for the page."""
+    db.session.rollback()
+    if isinstance(exc, PreconditionFailed):
+        _place(state, specs, prefix, unmet_messages(exc.unmet))
+        return 422
+    if isinstance(exc, ValidationError):
+        _place(state, specs, prefix, [(k, m) for k, msgs in forms.field_errors(exc.details).items() for m in msgs])
+        if not state.errors and not state.general:
+            state.general.append(exc.message)
+        return 422
+    if isinstance(exc, VersionConflict):
+        state.general.append(_("Someone else changed this case in the meantime, so nothing was saved. "
+                               "Reload the page to see the current state and try again."))
+        state.reload = True
+        return 409
+    if isinstance(exc, TransitionNotAllowed):
+        state.general.append(_("This is not possible (any more) in the case's current state. "
+                               "Reload the page to see what can be done now."))
+        state.reload = True
+        return 409
+    raise exc
+
+
+@ui.post("/cases/<int(max=9223372036854775807):case_id>/fire")
+@login_required
+def fire(case_id: int):
+    eng = engine()
+    trigger = request.form.get("trigger") or ""
+    state = FormState(key=f"t:{trigger}", values=request.form.to_dict())
+    case_ = eng.get_case(db.session, g.actor, case_id)  # 404 outside scope
+    definition = eng.definition(case_.definition)
+    step = definition.step(trigger, case_.state)
+    if step is None:
+        return render_case(case_id, state, _refused(TransitionNotAllowed(trigger), state, {}, "data"))
+    values, problems = forms.parse(step.input, "data", request.form)
+    if problems:
+        state.errors = problems
+        db.session.rollback()
+        return render_case(case_id, state, 422)
+    try:
+        version = int(request.form.get("expected_version", ""))
+    except ValueError:
+        version = -1
+    try:
+        eng.fire(db.session, g.actor, case_id, trigger, version, values)
+        db.session.commit()
+    except (PreconditionFailed, ValidationError, VersionConflict, TransitionNotAllowed) as exc:
+        return render_case(case_id, state, _refused(exc, state, step.input, "data"))
+    flash(_("Done: %(step)s.", step=i18n.label(step, trigger)), "success")
+    return _back(case_id)
+
+
+@ui.post("/cases/<int(max=9223372036854775807):case_id>/documents")
+@login_required
+def add_document(case_id: int):
+    eng = engine()
+    kind = request.form.get("kind") or ""
+    state = FormState(key=f"d:{kind}", values=request.form.to_dict())
+    case_ = eng.get_case(db.session, g.actor, case_id)
+    spec = eng.definition(case_.definition).documents.get(kind)
+    if spec is None:
+        abort(404)
+    content, problems = forms.parse(spec["fields"], "content", request.form)
+    if problems:
+        state.errors = problems
+        db.session.rollback()
+        return render_case(case_id, state, 422)
+    try:
+        doc = eng.add_document(db.session, g.actor, case_id, kind, content)
+        db.session.commit()
+    except (ValidationError, VersionConflict, TransitionNotAllowed, PreconditionFailed) as exc:
+        return render_case(case_id, state, _refused(exc, state, spec["fields"], "content"))
+    flash(_("%(title)s version %(version)s saved; it now waits for signatures.", title=i18n.title(spec, kind),
+            version=doc.version), "success")
+    return _back(case_id, f"doc-{kind}")
+
+
+@ui.post("/documents/<int(max=9223372036854775807):document_id>/sign")
+@login_required
+def sign(document_id: int):
+    eng = engine()
+    doc, case_ = eng.get_document(db.session, g.actor, document_id)  # 404 outside scope
+    state = FormState(key=f"s:{doc.id}", values=request.form.to_dict())
+    verdict = request.form.get("verdict") or ""
+    if verdict not in ("agreed", "seen_not_agreed"):
+        state.errors["verdict"] = [_("Choose “agreed” or “seen, not agreed”.")]
+        db.session.rollback()
+        return render_case(case_.id, state, 422)
+    try:
+        eng.sign(db.session, g.actor, document_id, verdict, (request.form.get("comment") or "").strip())
+        db.session.commit()
+    except (ValidationError, VersionConflict, TransitionNotAllowed) as exc:
+        return render_case(case_.id, state, _refused(exc, state, {}, "x"))
+    except Forbidden:
+        db.session.rollback()
+        state.general.append(_("You are not one of the signers of this document."))
+        return render_case(case_.id, state, 403)
+    flash(_("Signed: %(verdict)s.", verdict=i18n.VERDICTS[verdict]), "success")
+    return _back(case_.id, f"doc-{doc.kind}")
+
+
+def _api_view(pattern: re.Pattern):
+    """The API's view for a GET rule, when the API offers it (PDFs and exports are rendered there)."""
+    for rule in current_app.url_map.iter_rules():
+        if pattern.fullmatch(rule.rule) and "GET" in (rule.methods or ()):
+            return current_app.view_functions[rule.endpoint]
+    return None
+
+
+def _pdf_view():
+    return _api_view(PDF_RULE)
+
+
+def _dossier_view():
+    return _api_view(DOSSIER_RULE)
+
+
+@ui.get("/documents/<int(max=9223372036854775807):document_id>/pdf")
+@login_required
+def document_pdf(document_id: int):
+    view = _pdf_view()
+    if view is None:
+        abort(404)
+    engine().get_document(db.session, g.actor, document_id)  # 404 outside scope, before anything renders
+    # the API's view with the session's user (g.user, g.actor are set as the API's authentication sets them)
+    return view(document_id=document_id)
+
+
+@ui.get("/cases/<int(max=9223372036854775807):case_id>/dossier.zip")
+@login_required
+def dossier(case_id: int):
+    view = _dossier_view()
+    if view is None:
+        abort(404)
+    engine().get_case(db.session, g.actor, case_id)  # 404 outside scope
+    return view(case_id=case_id)
+
+
+# -- opening ----------------------------------------------------------------------------------
+
+
+def _children_to_open(case_: Case, actor) -> list:
+    """Workflows opened from this case by this actor now (a dispute about a GBT decision, by its aios)."""
+    roles = actor.roles_on(case_)
+    out = []
+    for _key, d in sorted(engine().latest(db.session).items()):
+        for req in d.open.requires:
+            if req.get("guard") == "parent_is" and case_.workflow_key in req.get("workflow", []) \
+                    and case_.state in req.get("states", []) and roles & set(d.open.roles):
+                out.append(d)
+                break
+    return out
+
+
+@ui.post("/cases/<int(max=9223372036854775807):case_id>/open/<string:workflow>")
+@login_required
+def open_child(case_id: int, workflow: str):
+    case_ = engine().get_case(db.session, g.actor, case_id)  # 404 outside scope
+    definition = next((d for d in _children_to_open(case_, g.actor) if d.key == workflow), None)
+    if definition is None:
+        abort(404)
+    state = FormState(key=f"c:{workflow}", values=request.form.to_dict())
+    values, problems = forms.parse(definition.open.input, "data", request.form)
+    if problems:
+        state.errors = problems
+        db.session.rollback()
+        return render_case(case_id, state, 422)
+    try:
+        child = engine().open_case(db.session, g.actor, workflow=workflow, institution=case_.institution_id,
+                                   parent_id=case_.id, title=case_.title, data=values)
+        db.session.commit()
+    except (PreconditionFailed, ValidationError) as exc:
+        return render_case(case_id, state, _refused(exc, state, definition.open.input, "data"))
+    flash(_("%(workflow)s opened.", workflow=i18n.title(definition)), "success")
+    return redirect(url_for("ui.case", case_id=child.id), 303)
+
+
+@ui.route("/cases/new", methods=["GET", "POST"])
+@login_required
+def new_case():
+    actor = g.actor
+    workflows = {d.key: d for d in data.openable(actor)}
+    key = request.values.get("workflow") or next(iter(workflows), "")
+    definition = workflows.get(key)
+    if definition is None:
+        abort(404)
+    if request.method == "GET":
+        return render_template("new_case.html", form=open_form(definition, actor), workflows=workflows.values())
+    values = request.form.to_dict()
+    data_, problems = forms.parse(definition.open.input, "data", request.form)
+    general: list[str] = []
+    inst_id = subject_id = None
+    if data.for_aios(definition):
+        try:
+            inst_raw, _sep, subject_raw = (request.form.get("subject") or "").partition(":")
+            inst_id, subject_id = int(inst_raw), int(subject_raw)
+        except ValueError:
+            problems["subject"] = [_("Choose an aios.")]
+    else:
+        inst_id = request.form.get("institution", type=int)
+        if inst_id not in {i for i, _name in data.institutions_in_regions(actor)}:
+            problems["institution"] = [_("Choose the institution concerned.")]
+    if not problems:
+        try:
+            case_ = engine().open_case(db.session, actor, workflow=key, institution=inst_id, subject_id=subject_id,
+                                       title=(request.form.get("title") or "").strip(), data=data_)
+            db.session.commit()
+        except PreconditionFailed as exc:
+            db.session.rollback()
+            state = FormState("open")
+            _place(state, definition.open.input, "data", unmet_messages(exc.unmet))
+            problems, general = state.errors, state.general
+        except ValidationError as exc:
+            db.session.rollback()
+            for k, msgs in forms.field_errors(exc.details).items():
+                if k in ("subject_id", "institution"):
+                    target = "subject" if data.for_aios(definition) else "institution"
+                    msgs = [_("Choose an aios.") if target == "subject" else _("Choose the institution concerned.")]
+                else:
+                    target = k
+                problems.setdefault(target, []).extend(msgs)
+        else:
+            flash(_("%(workflow)s opened.", workflow=i18n.title(definition)), "success")
+            return redirect(url_for("ui.case", case_id=case_.id), 303)
+    form = open_form(definition, actor, values, problems, general)
+    return render_template("new_case.html", form=form, workflows=workflows.values()), 422

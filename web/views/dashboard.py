@@ -1,0 +1,273 @@
+"""The start page: one section per role the user holds, each with a fixed number of queries."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from flask import abort, g, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import login_required
+from sqlalchemy import insert, or_
+
+from engine.models import AccessLog, Case, Institution
+
+from ..extensions import db
+from ..services import engine, now
+from . import data, forms, i18n, svg, ui
+
+ROLE_ORDER = ["opleider", "aios", "coc_chair", "hr", "rvb", "rso_board", "r_coc_chair", "regio_bestuur",
+              "vertrouwenspersoon", "admin"]
+LIST_LIMIT = 100
+
+
+def _roles(actor) -> list[str]:
+    held = {r for r, _, _ in actor.assignments}
+    return [r for r in ROLE_ORDER if r in held]
+
+
+def _listed(rows):
+    """Listing personal cases is reading them: access-logged like the API's list, in one statement."""
+    if rows:
+        moment, user_id, path = now(), g.user.id, request.path[:300]
+        entries = [{"at": moment, "user_id": user_id, "case_id": r.case.id, "action": "list", "detail": path}
+                   for r in rows if r.definition.category == "personal"]
+        if entries:
+            db.session.execute(insert(AccessLog), entries)  # executemany, no RETURNING: one round trip
+    return rows
+
+
+@ui.get("/")
+@login_required
+def dashboard():
+    actor, moment = g.actor, now()
+    sections = []
+    for role in _roles(actor):
+        section = BUILDERS[role](actor, moment)
+        section["role"] = role
+        sections.append(section)
+    signatures = data.awaiting_signature(actor)
+    report = [d for d in data.openable(actor) if not data.for_aios(d)]
+    page = render_template("dashboard.html", sections=sections, signatures=signatures, report=report)
+    db.session.commit()  # the access log of the cases listed
+    return page
+
+
+def _open_rows(actor, moment, *conditions, limit=LIST_LIMIT):
+    cases = list(db.session.scalars(data.scoped(actor).where(Case.closed_at.is_(None), *conditions)
+                                    .order_by(Case.id.desc()).limit(limit)).unique())
+    return _listed(data.urgent_first(data.case_rows(cases, moment, actor)))
+
+
+def opleider(actor, moment) -> dict:
+    insts = data.institutions_for(actor, "opleider")
+    mine = _open_rows(actor, moment, or_(Case.responsible_id == actor.id, Case.opened_by_id == actor.id))
+    total = data.count_scoped(actor, Case.closed_at.is_(None), Case.institution_id.in_(insts))
+    workflows = [d for d in data.openable(actor) if data.for_aios(d) and "opleider" in d.open.roles]
+    # the intern begeleidingstraject is where guidance usually starts; a GBT mostly follows from it
+    workflows.sort(key=lambda d: (d.key != "internal_guidance", d.key))
+    return {
+        "rows": mine,
+        "others": max(total - len(mine), 0),
+        "open_form": open_form(workflows[0], actor) if workflows else None,
+        "workflows": workflows,
+    }
+
+
+def open_form(definition, actor, values=None, errors=None, general=None) -> dict:
+    """The 'open' form: an aios of my institution (or the institution concerned), a title, the opening input."""
+    by_aios = data.for_aios(definition)
+    insts = [inst for r, inst, _ in actor.assignments if r in definition.open.roles and inst is not None]
+    return SimpleNamespace(
+        definition=definition,
+        by_aios=by_aios,
+        aios=data.aios_of(insts) if by_aios else [],
+        institutions=[] if by_aios else data.institutions_in_regions(actor),
+        fields=forms.build(definition.open.input, "data", "open", values or {}, errors or {}, False),
+        values=values or {},
+        errors=errors or {},
+        general=general or [],
+        label=i18n.label(definition.open, _("Open")),
+    )
+
+
+def aios(actor, moment) -> dict:
+    cases = list(db.session.scalars(data.scoped(actor).where(Case.subject_id == actor.id)
+                                    .order_by(Case.closed_at.is_not(None), Case.id.desc()).limit(LIST_LIMIT)).unique())
+    rows = _listed(data.case_rows(cases, moment, actor))
+    upcoming = sorted(((d, r) for r in rows for d in r.deadlines), key=lambda pair: pair[0].due_at)
+    return {"rows": rows, "upcoming": upcoming}
+
+
+def coc_chair(actor, moment) -> dict:
+    insts = data.institutions_for(actor, "coc_chair")
+    organisational = data.workflow_keys("organisational")
+    rows = _open_rows(actor, moment, Case.institution_id.in_(insts))
+    escalations = [r for r in rows if r.case.workflow_key in organisational]
+    trajectories = [r for r in rows if r.case.workflow_key not in organisational]
+    late = [(d, r) for r in rows for d in r.deadlines if data.is_late(d, moment)]
+    return {
+        "rows": trajectories,
+        "inbox": [r for r in escalations if r.triggers],
+        "escalations": [r for r in escalations if not r.triggers],
+        "escalations_defined": "escalation" in engine().latest(db.session),
+        "late": sorted(late, key=lambda pair: pair[0].due_at),
+    }
+
+
+def hr(actor, moment) -> dict:
+    keys = data.workflow_keys(visible_to="hr")
+    cases = list(db.session.scalars(data.scoped(actor).where(Case.workflow_key.in_(keys))
+                                    .order_by(Case.closed_at.is_not(None), Case.id.desc()).limit(LIST_LIMIT)).unique())
+    return {"rows": _listed(data.case_rows(cases, moment, actor)), "read_only": True}
+
+
+def _ladder(actor, moment, *conditions) -> dict:
+    keys = data.workflow_keys("organisational")
+    rows = _open_rows(actor, moment, Case.workflow_key.in_(keys), *conditions) if keys else []
+    return {"rows": rows, "ladders_defined": bool(keys)}
+
+
+def rvb(actor, moment) -> dict:
+    return _ladder(actor, moment, Case.institution_id.in_(data.institutions_for(actor, "rvb")))
+
+
+def rso_board(actor, moment) -> dict:
+    return _ladder(actor, moment)
+
+
+def r_coc_chair(actor, moment) -> dict:
+    return _ladder(actor, moment)
+
+
+def regio_bestuur(actor, moment) -> dict:
+    return {**_ladder(actor, moment), "overview": charts(data.overview(actor, moment))}
+
+
+def vertrouwenspersoon(actor, moment) -> dict:
+    return {"rows": _open_rows(actor, moment)}
+
+
+def admin(actor, moment) -> dict:
+    from sqlalchemy import func, select
+
+    from engine.models import User, WorkflowDefinition
+
+    counts = {
+        "users": db.session.scalar(select(func.count()).select_from(User)),
+        "institutions": db.session.scalar(select(func.count()).select_from(Institution)),
+        "definitions": db.session.scalar(select(func.count()).select_from(WorkflowDefinition)),
+        "open_cases": db.session.scalar(select(func.count()).select_from(Case).where(Case.closed_at.is_(None))),
+    }
+    return {"counts": counts}
+
+
+BUILDERS = {
+    "opleider": opleider, "aios": aios, "coc_chair": coc_chair, "hr": hr, "rvb": rvb, "rso_board": rso_board,
+    "r_coc_chair": r_coc_chair, "regio_bestuur": regio_bestuur, "vertrouwenspersoon": vertrouwenspersoon,
+    "admin": admin,
+}
+
+
+# -- the overview's charts ---------------------------------------------------------------------
+
+
+def charts(ov: data.Overview) -> dict:
+    latest = engine().latest(db.session)
+
+    def state_name(key, state):
+        d = latest.get(key)
+        return i18n.state_label(d, state) if d else i18n.humanize(state)
+
+    def workflow_name(key):
+        d = latest.get(key)
+        return i18n.title(d) if d else i18n.humanize(key)
+
+    def grouped(triples):
+        rows, current = [], None
+        for key, state, n in triples:
+            if key != current:
+                rows.append((workflow_name(key), None))
+                current = key
+            rows.append((state_name(key, state), n))
+        return rows
+
+    inst_rows = [(name, ov.by_institution.get(iid, 0)) for iid, name in ov.institutions]
+    state_rows = grouped(ov.by_state)
+    late_rows = [(name, ov.late_by_institution.get(iid, 0)) for iid, name in ov.institutions]
+    months = [i18n.fmt_month(m) for m in ov.months]
+    # the table behind the first two charts: institution × (workflow, state)
+    columns = [(k, s) for k, s, _ in ov.by_state]
+    table = {
+        "columns": [(workflow_name(k), state_name(k, s)) for k, s in columns],
+        "rows": [(name, [svg.shown(ov.table.get((iid, k, s), 0)) for k, s in columns],
+                  svg.shown(ov.by_institution.get(iid, 0)), svg.shown(ov.late_by_institution.get(iid, 0)))
+                 for iid, name in ov.institutions],
+    }
+    escalation_rows = []
+    for key in dict.fromkeys(k for k, _s, _n in ov.organisational):
+        levels = [(k, st, n) for k, st, n in ov.organisational if k == key]
+        if any(n for _k, _st, n in levels):
+            escalation_rows += grouped(levels)
+        else:  # a ladder with nothing open: one line, not a column of zeros
+            escalation_rows += [(workflow_name(key), None), (_("nothing open"), 0)]
+    return {
+        "ov": ov,
+        "table": table,
+        "total_open": svg.shown(ov.total_open),
+        "total_late": svg.shown(ov.total_late),
+        "by_institution": svg.hbar_chart(inst_rows, _("Open cases per institution"),
+                                         _("Bar chart of the number of open cases per institution."), "ch-inst"),
+        "by_state": svg.hbar_chart(state_rows, _("Open cases per state"),
+                                   _("Bar chart of the number of open cases per workflow and state."), "ch-state",
+                                   "s1"),
+        "late": svg.hbar_chart(late_rows, _("Cases with overdue deadlines per institution"),
+                               _("Bar chart of the number of cases with an overdue deadline per institution."),
+                               "ch-late", "s3"),
+        "escalations": svg.hbar_chart(escalation_rows, _("Escalation levels"),
+                                      _("Bar chart of the number of open escalation cases per level."), "ch-esc",
+                                      "s2") if escalation_rows else None,
+        "trend": svg.column_chart(months, [(_("opened"), "s0", ov.opened), (_("closed"), "s1", ov.closed)],
+                                  _("Cases opened and closed per month"),
+                                  _("Column chart of the cases opened and closed in each of the last twelve months."),
+                                  "ch-trend"),
+        "trend_rows": list(zip(months, [svg.shown(v) for v in ov.opened], [svg.shown(v) for v in ov.closed])),
+    }
+
+
+@ui.get("/overview")
+@login_required
+def overview_page():
+    if not data.regions_for(g.actor):
+        abort(404)
+    return render_template("overview.html", overview=charts(data.overview(g.actor, now())))
+
+
+# -- every case in scope -------------------------------------------------------------------------
+
+
+@ui.get("/cases")
+@login_required
+def case_list():
+    actor, moment = g.actor, now()
+    latest = engine().latest(db.session)
+    q = data.scoped(actor)
+    workflow = request.args.get("workflow") or ""
+    status = request.args.get("status") or "open"
+    if workflow in latest:
+        q = q.where(Case.workflow_key == workflow)
+    if status == "open":
+        q = q.where(Case.closed_at.is_(None))
+    elif status == "closed":
+        q = q.where(Case.closed_at.is_not(None))
+    before = request.args.get("before", type=int)
+    if before:
+        q = q.where(Case.id < before)
+    cases = list(db.session.scalars(q.order_by(Case.id.desc()).limit(51)).unique())
+    more = len(cases) > 50
+    cases = cases[:50]
+    rows = _listed(data.case_rows(cases, moment, actor))
+    next_url = url_for("ui.case_list", workflow=workflow or None, status=status, before=cases[-1].id) if more else None
+    page = render_template("cases.html", rows=rows, workflows=sorted(latest.values(), key=lambda d: d.key),
+                           workflow=workflow, status=status, next_url=next_url)
+    db.session.commit()
+    return page
+
