@@ -39,6 +39,21 @@ def next_level_owner(definition, state: str) -> str | None:
     return definition.next_rung
 
 
+def awaiting_signature(session: Session, scope, actor: Actor) -> list[tuple[Document, Case]]:
+    """The newest version of each document on an open case that still waits for this actor's signature."""
+    rows = session.execute(
+        select(Document, Case).join(Case, Case.id == Document.case_id)
+        .where(scope, Case.closed_at.is_(None),
+               or_(Case.subject_id == actor.id, Case.responsible_id == actor.id, Case.opened_by_id == actor.id))
+        .order_by(Document.case_id, Document.kind, Document.version)
+    ).unique().all()
+    newest: dict[tuple, tuple] = {}
+    for doc, case in rows:
+        newest[(doc.case_id, doc.kind)] = (doc, case)
+    return [(doc, case) for doc, case in newest.values()
+            if actor.id in (doc.required_signer_ids or []) and all(s.signer_id != actor.id for s in doc.signatures)]
+
+
 def inbox(session: Session, engine, actor: Actor, now: datetime, horizon_days: int = 14) -> list[dict]:
     definitions = engine.latest(session)
     scope = engine.scope(session, actor)
@@ -90,20 +105,9 @@ def inbox(session: Session, engine, actor: Actor, now: datetime, horizon_days: i
             add(case, "deadline_overdue" if overdue else "deadline_due", deadline.due_at, deadline.label,
                 deadline_id=deadline.id)
 
-    # Signatures the user still owes on the latest version of a document.
-    docs = session.execute(
-        select(Document, Case).join(Case, Case.id == Document.case_id)
-        .where(scope, Case.closed_at.is_(None),
-               or_(Case.subject_id == actor.id, Case.responsible_id == actor.id, Case.opened_by_id == actor.id))
-        .order_by(Document.case_id, Document.kind, Document.version)
-    ).unique().all()
-    latest: dict[tuple, tuple] = {}
-    for doc, case in docs:
-        latest[(doc.case_id, doc.kind)] = (doc, case)
-    for doc, case in latest.values():
-        if actor.id in doc.required_signer_ids and all(s.signer_id != actor.id for s in doc.signatures):
-            title = engine.definition(case.definition).documents.get(doc.kind, {}).get("title", doc.kind)
-            add(case, "signature_requested", detail=f"{title} (versie {doc.version})", document_id=doc.id)
+    for doc, case in awaiting_signature(session, scope, actor):
+        title = engine.definition(case.definition).documents.get(doc.kind, {}).get("title", doc.kind)
+        add(case, "signature_requested", detail=f"{title} (versie {doc.version})", document_id=doc.id)
 
     far = datetime.max.replace(tzinfo=now.tzinfo)
     return sorted(items.values(), key=lambda i: (ORDER[i["reason"]], i["due_at"] or far, i["case_id"]))

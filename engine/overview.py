@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
@@ -78,9 +79,11 @@ def overview(session: Session, engine, region_ids: list[int] | None, now: dateti
     labels = _months(now, months)
     since = datetime(int(labels[0][:4]), int(labels[0][5:]), 1, tzinfo=now.tzinfo) - timedelta(days=1)
     trend = {m: {"month": m, "opened": 0, "closed": 0} for m in labels}
+    tz = ZoneInfo(engine.config.timezone)
     for column, field in ((Case.opened_at, "opened"), (Case.closed_at, "closed")):
         for (moment,) in session.execute(select(column).where(in_region, column > since)):
-            key = f"{moment.year:04d}-{moment.month:02d}"
+            local = moment.astimezone(tz)  # months as people in the region count them
+            key = f"{local.year:04d}-{local.month:02d}"
             if key in trend:
                 trend[key][field] += 1
     return {

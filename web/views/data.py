@@ -185,20 +185,11 @@ class Pending:
 
 
 def awaiting_signature(actor: Actor) -> list[Pending]:
-    """The newest version of each document that waits for this actor's signature (two queries)."""
-    rows = db.session.execute(
-        select(Document, Case).join(Case, Case.id == Document.case_id)
-        .where(engine().scope(db.session, actor), Case.closed_at.is_(None),
-               or_(Case.subject_id == actor.id, Case.responsible_id == actor.id, Case.opened_by_id == actor.id))
-        .order_by(Document.case_id, Document.kind, Document.version)).unique().all()
-    newest: dict[tuple[int, str], tuple[Document, Case]] = {}
-    for doc, case in rows:
-        newest[(case.id, doc.kind)] = (doc, case)
-    out = []
-    for doc, case in newest.values():
-        if actor.id in (doc.required_signer_ids or []) and all(s.signer_id != actor.id for s in doc.signatures):
-            out.append(Pending(doc, case, engine().definition(case.definition)))
-    return out
+    """The newest version of each document that waits for this actor's signature."""
+    from engine.inbox import awaiting_signature as waiting
+
+    return [Pending(doc, case, engine().definition(case.definition))
+            for doc, case in waiting(db.session, engine().scope(db.session, actor), actor)]
 
 
 def count_scoped(actor: Actor, *conditions) -> int:
