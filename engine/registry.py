@@ -22,6 +22,9 @@ class Registry:
     effects: dict[str, Callable] = field(default_factory=dict)
     validators: dict[str, Callable] = field(default_factory=dict)
 
+    def names(self) -> tuple:
+        return (tuple(sorted(self.guards)), tuple(sorted(self.effects)), tuple(sorted(self.validators)))
+
     def guard(self, name: str):
         def register(fn):
             self.guards[name] = fn

@@ -22,15 +22,22 @@ REGIONAL_ROLES = ("rso_board", "r_coc_chair", "regio_bestuur", "vertrouwensperso
 
 
 def _create_app():
-    from .app import create_app
+    from flask.cli import NoAppException
 
-    return create_app()
+    from .app import create_app
+    from .config import ConfigError
+
+    try:
+        return create_app()
+    except ConfigError as exc:  # a configuration mistake: say what, without a traceback
+        raise NoAppException(str(exc)) from None
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False, add_version_option=False)
 def main():
     """Traject: workflows, deadlines and escalation for specialist training."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # fpdf2's font subsetting chatters at INFO
 
 
 main.add_command(db_group, "db")
@@ -315,3 +322,9 @@ def definitions_diff(key, old, new):
                                 fromfile=f"{key} v{a.version} ({a.sha256[:12]})",
                                 tofile=f"{key} v{b.version} ({b.sha256[:12]})")
     click.echo("".join(diff) or "(no differences)")
+
+
+# Privacy (retention, legal holds, subject access), the access log export, backup and restore.
+from .cli_privacy import register as _register_privacy  # noqa: E402
+
+_register_privacy(main, audit_group)
