@@ -18,12 +18,14 @@ RUN_ENV     := TRAJECT_ENV=development
 
 .DEFAULT_GOAL := help
 
-.PHONY: help venv run test
+.PHONY: help venv run test bench bench-quick
 
 help:
 	@echo "make venv   - create $(VENV) and install traject with test extras"
 	@echo "make run    - db upgrade + demo data, then serve http://127.0.0.1:5000"
 	@echo "make test   - pytest against a throwaway PostgreSQL (PYTEST_ARGS='...')"
+	@echo "make bench  - benchmarks (bench/) on SQLite and a throwaway PostgreSQL: bench/RESULTS.md"
+	@echo "make bench-quick - the same, smaller, about a minute: bench/RESULTS-quick.md"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,3 +42,16 @@ run: venv
 
 test: venv
 	scripts/with-postgres $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Benchmarks (bench/): never part of `make test`. The `bench` extra brings SpiffWorkflow, gunicorn,
+# psutil and py-spy; scripts/with-postgres a throwaway cluster, whose fsync the full run switches on for a
+# moment (--durable-pg; never when TEST_POSTGRES_URL points at a database of yours).
+$(VENV)/.bench-installed: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[test,bench]'
+	touch $@
+
+bench: $(VENV)/.bench-installed
+	BENCH_COMMAND="make bench" scripts/with-postgres $(BIN)/python -m bench.run $(if $(TEST_POSTGRES_URL),,--durable-pg)
+
+bench-quick: $(VENV)/.bench-installed
+	BENCH_COMMAND="make bench-quick" scripts/with-postgres $(BIN)/python -m bench.run --quick

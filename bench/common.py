@@ -83,20 +83,29 @@ def database_url(backend: str, tag: str) -> str:
     return url
 
 
-def make_app(url: str, *, clock=None, extra_definitions: bool = True, **overrides):
-    """The real app (create_app), migrated, plus the benchmark's own six-step definition."""
-    os.environ["TRAJECT_ENV"] = "testing"
-    from flask_migrate import upgrade
+def create_schema(url: str) -> None:
+    """The schema from the models (tests/test_migrations.py keeps them equal to the migrations): a benchmark
+    must not depend on a migration someone is writing at the same moment."""
+    from engine.models import Base
 
+    eng = create_engine(url)
+    try:
+        Base.metadata.create_all(eng)
+    finally:
+        eng.dispose()
+
+
+def make_app(url: str, *, clock=None, extra_definitions: bool = True, **overrides):
+    """The real app (create_app) on a fresh schema, plus the benchmark's own definitions (bench/definitions)."""
+    os.environ["TRAJECT_ENV"] = "testing"
     from engine.clock import FixedClock
     from engine.definitions import load_directory
     from web.app import create_app, sync_definitions
 
     instance = overrides.pop("TRAJECT_INSTANCE", None) or tempfile.mkdtemp(prefix="traject-bench-instance-")
+    create_schema(url)
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TRAJECT_INSTANCE": instance,
                       "CLOCK": clock or FixedClock(NOW), **overrides})
-    with app.app_context():
-        upgrade()
     if extra_definitions:
         app.extensions["traject.definitions"] = [
             *app.extensions["traject.definitions"],

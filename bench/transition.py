@@ -186,12 +186,12 @@ def settings(app) -> str:
 
 
 def run(url: str, backend: str, quick: bool, durable: bool = False) -> list[Row]:
-    runs, per_run = (3, 150) if quick else (5, 400)
+    runs, per_run = (3, 60) if quick else (5, 200)
     app = make_app(url)
     world = seed(app)
     variants = [("full", "bench_six", "step1", {"note": "Bench"}),
                 ("plain", "internal_guidance", "analyse", {})]
-    modes = [("product", False)] + ([("durable", True)] if durable else [])
+    modes = [("as configured", False)] + ([("fsync on every commit", True)] if durable else [])
     cases = {}
     for name, workflow, _, _ in variants:
         total = runs * per_run * len(modes) + 2
@@ -225,7 +225,7 @@ def run(url: str, backend: str, quick: bool, durable: bool = False) -> list[Row]
                 t = stats(fire_runs[name])
                 ratio = t["median"] / floor["median"]
                 rows.append(Row(
-                    "1 transition", backend, f"{name} transition, {mode} durability ({conf})",
+                    "1 transition", backend, f"{name} transition, {mode} ({conf})",
                     t["median"] * 1e3, "ms", baseline="INSERT+COMMIT of an audit-sized row",
                     baseline_value=floor["median"] * 1e3, ratio=ratio, target="≤ 2× floor", met=ratio <= 2,
                     detail=(f"median of {runs} runs × {per_run} (per-run medians; min {t['min'] * 1e3:.3f} ms, "

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -78,16 +78,68 @@ class Break:
         return f"{where}: {self.problem}"
 
 
+# -- redaction: erasure keeps the chain verifiable -------------------------------------------
+#
+# Retention (engine/privacy.py) may replace an event's `data` by a marker and clear its
+# `actor_id`. The row keeps its `hash` and `prev_hash`, so the chain still links. The
+# erasure event appended in the same transaction commits, for every redacted event, to
+# (seq, the original hash, the hash of the redacted form); verify accepts a redacted event
+# exactly when its stored hash is the committed original and its present content hashes to
+# the committed redacted form. Forging a redaction means changing the erasure event, which
+# breaks the chain there. The marker keeps sha256(canonical JSON of the original data), so a
+# copy made before the erasure (a dossier) can still be matched against the trail.
+
+ERASURE_TYPES = ("pseudonymised", "erased")
+# The outbox kind of the daily check's alert to the admins (web/privacy_jobs.py); retention keeps these.
+BREAK_ALERT_KIND = "audit_chain_broken"
+# What a redacted event keeps of its data: references and hashes, never free text.
+KEPT_KEYS = ("document_id", "kind", "version", "sha256", "verdict", "deadline_id", "hold_id")
+
+
+def redacted_data(data: dict) -> dict:
+    data = data or {}
+    if data.get("redacted"):
+        return dict(data)  # already redacted (a second stage): the original's hash is kept as it was
+    kept = {k: data[k] for k in KEPT_KEYS if k in data and not isinstance(data[k], (dict, list))}
+    return {**kept, "redacted": True, "data_sha256": sha256_hex(canonical_json(data))}
+
+
+def content_hash(ev: AuditEvent) -> str:
+    """The hash the event's present content gives (equal to `hash` unless it was redacted)."""
+    return _recompute(ev)
+
+
+def _commitments(events) -> dict[int, tuple[int, str, str]]:
+    """seq -> (erasure seq, original hash, redacted hash), the latest erasure winning."""
+    out: dict[int, tuple[int, str, str]] = {}
+    for ev in events:
+        if ev.type in ERASURE_TYPES:
+            for entry in (ev.data or {}).get("redactions") or []:
+                try:
+                    seq, original, redacted = int(entry[0]), str(entry[1]), str(entry[2])
+                except (TypeError, ValueError, IndexError):
+                    continue
+                if seq < ev.seq:
+                    out[seq] = (ev.seq, original, redacted)
+    return out
+
+
 def _verify_chain(case_id: int, head_seq: int, head_hash: str, events) -> Break | None:
     expected_prev, expected_seq = GENESIS, 1
+    commitments = None
     for ev in events:
         if ev.seq != expected_seq:
             problem = "an event is missing" if ev.seq > expected_seq else "events are out of order or duplicated"
             return Break(case_id, ev.seq, f"{problem} (expected seq {expected_seq})")
         if ev.prev_hash != expected_prev:
             return Break(case_id, ev.seq, "prev_hash does not match the previous event's hash (inserted or reordered)")
-        if _recompute(ev) != ev.hash:
-            return Break(case_id, ev.seq, "content does not match its hash (changed)")
+        present = _recompute(ev)
+        if present != ev.hash:
+            if commitments is None:
+                commitments = _commitments(events)
+            committed = commitments.get(ev.seq)
+            if not (committed and committed[1] == ev.hash and committed[2] == present):
+                return Break(case_id, ev.seq, "content does not match its hash (changed)")
         expected_prev, expected_seq = ev.hash, expected_seq + 1
     if expected_seq - 1 != head_seq or (head_seq and expected_prev != head_hash):
         return Break(case_id, None if expected_seq == 1 else expected_seq - 1,
@@ -96,8 +148,13 @@ def _verify_chain(case_id: int, head_seq: int, head_hash: str, events) -> Break 
     return None
 
 
-def verify(session: Session, case_id: int | None = None, batch: int = 500) -> tuple[int, int, Break | None]:
-    """Verify one case or every case; returns (cases checked, events checked, first break or None)."""
+def check_case(case: Case, events) -> Break | None:
+    """One case's chain, from its events in seq order (loaded by the caller, e.g. under a lock)."""
+    return _verify_chain(case.id, case.audit_seq, case.audit_head, events)
+
+
+def _scan(session: Session, case_id: int | None, batch: int, first_only: bool):
+    """Walk the chains: yields (cases checked so far, events checked so far, a break or None)."""
     cases_q = select(Case.id, Case.audit_seq, Case.audit_head).order_by(Case.id)
     if case_id is not None:
         cases_q = cases_q.where(Case.id == case_id)
@@ -122,14 +179,35 @@ def verify(session: Session, case_id: int | None = None, batch: int = 500) -> tu
             n_events += len(events)
             problem = _verify_chain(h.id, h.audit_seq, h.audit_head, events)
             if problem:
-                return n_cases, n_events, problem
+                yield n_cases, n_events, problem
+                if first_only:
+                    return
         session.expunge_all()
         last_id = ids[-1]
     # Events whose case row is gone or never existed are a break too.
-    orphan = session.execute(
-        select(AuditEvent.case_id, AuditEvent.seq).outerjoin(Case, Case.id == AuditEvent.case_id)
-        .where(Case.id.is_(None)).limit(1)
-    ).first()
-    if orphan and case_id is None:
-        return n_cases, n_events, Break(orphan.case_id, orphan.seq, "event of a case that does not exist")
+    if case_id is None:
+        q = (select(AuditEvent.case_id, func.min(AuditEvent.seq)).outerjoin(Case, Case.id == AuditEvent.case_id)
+             .where(Case.id.is_(None)).group_by(AuditEvent.case_id).order_by(AuditEvent.case_id))
+        for orphan_case, orphan_seq in session.execute(q.limit(1) if first_only else q):
+            yield n_cases, n_events, Break(orphan_case, orphan_seq, "event of a case that does not exist")
+            if first_only:
+                return
+    yield n_cases, n_events, None
+
+
+def verify(session: Session, case_id: int | None = None, batch: int = 500) -> tuple[int, int, Break | None]:
+    """Verify one case or every case; returns (cases checked, events checked, first break or None)."""
+    for n_cases, n_events, problem in _scan(session, case_id, batch, first_only=True):
+        if problem is not None:
+            return n_cases, n_events, problem
     return n_cases, n_events, None
+
+
+def find_breaks(session: Session, batch: int = 500) -> tuple[int, int, list[Break]]:
+    """Every broken chain (the first break of each), for the worker's daily check."""
+    found: list[Break] = []
+    n_cases = n_events = 0
+    for n_cases, n_events, problem in _scan(session, None, batch, first_only=False):
+        if problem is not None:
+            found.append(problem)
+    return n_cases, n_events, found

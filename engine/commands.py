@@ -12,7 +12,7 @@ from time import monotonic as _monotonic
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -61,6 +61,7 @@ class Engine:
         self.config = config or EngineConfig()
         self.clock = clock or SystemClock()
         self._latest = None
+        self._memo = None  # (the `latest` dict they were built from, {key: clause or statement})
 
     # -- definitions ------------------------------------------------------------
 
@@ -99,15 +100,35 @@ class Engine:
 
     # -- reading (always scoped) ------------------------------------------------
 
+    MEMO_KEPT = 1024
+
+    def _per_actor(self, session: Session, key: tuple, build):
+        """Statements and clauses that depend only on an actor and the definitions, built once.
+
+        Building them costs SQLAlchemy operator coercion and a fresh cache key on every execution,
+        about a third of a transition (bench/RESULTS.md); a kept statement carries its cache key.
+        They live as long as the cached definitions. SQL expressions are immutable, so one may
+        serve any number of sessions and threads."""
+        latest = self.latest(session)
+        memo = self._memo
+        if memo is None or memo[0] is not latest or len(memo[1]) >= self.MEMO_KEPT:
+            memo = self._memo = (latest, {})
+        value = memo[1].get(key)
+        if value is None:
+            value = memo[1][key] = build()
+        return value
+
     def scope(self, session: Session, actor: Actor):
-        return visible(actor, self.visibility(session))
+        return self._per_actor(session, ("scope", actor), lambda: visible(actor, self.visibility(session)))
 
     def get_case(self, session: Session, actor: Actor, case_id: int, *, for_update: bool = False) -> Case:
-        q = select(Case).where(Case.id == case_id, self.scope(session, actor))
-        if for_update:
+        def build():
+            q = select(Case).where(Case.id == bindparam("case_id"), self.scope(session, actor))
             # Lock only the case row, not the joined definition and institution rows.
-            q = q.with_for_update(of=Case)
-        case = session.scalars(q).unique().one_or_none()
+            return q.with_for_update(of=Case) if for_update else q
+
+        q = self._per_actor(session, ("case", actor, for_update), build)
+        case = session.scalars(q, {"case_id": case_id}).unique().one_or_none()
         if case is None:
             raise NotFound("case not found", {"case_id": case_id})
         return case
@@ -268,12 +289,10 @@ class Engine:
                       audit_head=event.hash, updated_at=now)
         if closing:
             values["closed_at"] = now
-        result = session.execute(
-            update(Case)
-            .where(Case.id == case.id, Case.version == expected_version, Case.audit_seq == case.audit_seq)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
+        session.flush()  # what the ORM update did first (autoflush): effects may have added rows
+        result = session.connection().execute(_COMPARE_AND_SET[closing], {
+            "_id": case.id, "_expected_version": expected_version, "_old_audit_seq": case.audit_seq,
+            **{f"_{key}": value for key, value in values.items()}})
         if result.rowcount != 1:
             raise VersionConflict("the case changed meanwhile; reload and try again",
                                   {"expected_version": expected_version})
@@ -527,11 +546,11 @@ class Engine:
             ctx.item = None
 
     def _resolve_deadlines(self, session, case, status, now, kinds=None) -> None:
-        q = update(Deadline).where(Deadline.case_id == case.id, Deadline.status.in_(DEADLINE_OPEN))
+        params = {"_case_id": case.id, "_status": status, "_resolved_at": now}
         if kinds:
-            q = q.where(Deadline.kind.in_(kinds))
-        session.execute(q.values(status=status, resolved_at=now, remind_at=None)
-                        .execution_options(synchronize_session=False))
+            params["_kinds"] = list(kinds)
+        session.flush()  # as the ORM update did: rows added in this transaction are resolved too
+        session.connection().execute(_RESOLVE[bool(kinds)], params)
 
     # notifications (the outbox)
 
@@ -577,6 +596,32 @@ class Engine:
             self._queue(ctx.session, ctx.case, seq, uid, address, to, kind, subject, ctx.now,
                         [{"type": "document_pdf", "document_id": doc.id}])
         return len(recipients)
+
+
+def _compare_and_set(closing: bool):
+    """The transition's write to the case, built once: constructing an ORM update on every call
+    cost about a tenth of a transition (bench/RESULTS.md). Same SQL, same rowcount."""
+    c = Case.__table__.c
+    columns = ["state", "version", "data", "audit_seq", "audit_head", "updated_at"] + (["closed_at"] if closing else [])
+    return (update(Case.__table__)
+            .where(c.id == bindparam("_id"), c.version == bindparam("_expected_version"),
+                   c.audit_seq == bindparam("_old_audit_seq"))
+            .values({name: bindparam(f"_{name}") for name in columns}))
+
+
+_COMPARE_AND_SET = {False: _compare_and_set(False), True: _compare_and_set(True)}
+
+
+def _resolve(by_kind: bool):
+    """Open deadlines of a case (of some kinds) met or cancelled, built once like the compare-and-set."""
+    c = Deadline.__table__.c
+    q = update(Deadline.__table__).where(c.case_id == bindparam("_case_id"), c.status.in_(DEADLINE_OPEN))
+    if by_kind:
+        q = q.where(c.kind.in_(bindparam("_kinds", expanding=True)))
+    return q.values(status=bindparam("_status"), resolved_at=bindparam("_resolved_at"), remind_at=None)
+
+
+_RESOLVE = {False: _resolve(False), True: _resolve(True)}
 
 
 def _permits(allowed, roles: set[str]) -> bool:

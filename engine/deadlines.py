@@ -30,6 +30,7 @@ per batch.
 """
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
@@ -43,6 +44,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from . import audit
 from .canonical import isoformat_utc
+from .clock import FixedClock
 from .errors import VersionConflict
 from .models import AuditEvent, Case, Deadline, Notification
 from .scope import Actor
@@ -59,7 +61,7 @@ OPEN_FOR_SWEEP = (literal_column("'pending'"), literal_column("'reminded'"))
 class SweepResult:
     reminded: int = 0  # deadlines for which a reminder went out
     overdue: int = 0  # deadlines that turned overdue
-    escalated: int = 0  # overdue deadlines whose `on_overdue` told someone beyond the owner
+    escalated: int = 0  # overdue deadlines whose `on_overdue` told someone beyond the owner, or fired
     candidates: int = 0  # due rows seen
     deferred: int = 0  # due rows left for the next pass (claimed elsewhere, or their case was busy)
     moved: int = 0  # rows moved on without a message (a reminder moment that no longer applies)
@@ -129,13 +131,15 @@ _CLAIM = (update(_T)
 
 def _claim(session: Session, row, plan: _Plan) -> bool:
     """Compare-and-set: the row moves on only if nobody moved it since we read it."""
-    result = session.connection().execute(_CLAIM, {"_id": row.id, "_old_status": row.status,
-                                                   "_old_remind_at": row.remind_at, "_status": plan.status,
-                                                   "_remind_at": plan.remind_at})
-    return result.rowcount == 1
+    return session.connection().execute(_CLAIM, _claim_params(row, plan)).rowcount == 1
 
 
-def _spec(engine, case: Case, kind: str, cache: dict) -> dict:
+def _claim_params(row, plan: _Plan) -> dict:
+    return {"_id": row.id, "_old_status": row.status, "_old_remind_at": row.remind_at, "_status": plan.status,
+            "_remind_at": plan.remind_at}
+
+
+def _spec(engine, case: Case, kind: str, cache: dict) -> tuple:
     key = (case.definition_id, kind)
     if key not in cache:
         definition = engine.definition(case.definition)
@@ -215,12 +219,20 @@ def sweep(session: Session, engine, now: datetime, *, limit: int = BATCH) -> Swe
         rows = [r for r in rows if r.case_id in cases]
 
     claimed = []
-    for row in rows:
-        plan = _plan(row, engine, now)
-        if _claim(session, row, plan):
-            claimed.append((row, plan))
-        else:
-            result.deferred += 1
+    if postgres:
+        # The rows are locked: one round trip moves them all (the compare-and-set only confirms it).
+        claimed = [(row, _plan(row, engine, now)) for row in rows]
+        if claimed:
+            done = session.connection().execute(_CLAIM, [_claim_params(row, plan) for row, plan in claimed])
+            if done.rowcount != len(claimed):
+                raise VersionConflict("locked deadlines changed during the sweep", {})
+    else:
+        for row in rows:
+            plan = _plan(row, engine, now)
+            if _claim(session, row, plan):
+                claimed.append((row, plan))
+            else:
+                result.deferred += 1
     if not claimed:
         return result
     if not postgres:
@@ -294,12 +306,11 @@ def sweep(session: Session, engine, now: datetime, *, limit: int = BATCH) -> Swe
     # One compare-and-set per case on its chain head: we hold its lock (PostgreSQL) or the
     # write lock (SQLite), so a failure here means a bug; raising rolls the whole batch back.
     conn = session.connection()
-    for case_id, seq_before in heads.items():
-        case = cases[case_id]
-        done = conn.execute(_HEAD, {"_id": case_id, "_old_seq": seq_before, "_seq": case.audit_seq,
-                                    "_head": case.audit_head})
-        if done.rowcount != 1:
-            raise VersionConflict("a case's audit chain moved during the sweep", {"case_id": case_id})
+    if heads:
+        done = conn.execute(_HEAD, [{"_id": case_id, "_old_seq": seq_before, "_seq": cases[case_id].audit_seq,
+                                     "_head": cases[case_id].audit_head} for case_id, seq_before in heads.items()])
+        if done.rowcount != len(heads):
+            raise VersionConflict("a case's audit chain moved during the sweep", {"case_ids": sorted(heads)})
     if events:
         conn.execute(AuditEvent.__table__.insert(), [
             {c: getattr(e, c) for c in ("case_id", "seq", "at", "actor_id", "type", "trigger", "from_state",
@@ -309,21 +320,24 @@ def sweep(session: Session, engine, now: datetime, *, limit: int = BATCH) -> Swe
         conn.execute(insert(Notification.__table__).on_conflict_do_nothing(index_elements=["idempotency_key"]),
                      outbox)
     for case, definition, trigger, label, counted in fires:
-        if _fire(session, engine, definition, case, trigger, label) and not counted:
+        if _fire(session, engine, definition, case, trigger, label, now) and not counted:
             result.escalated += 1
     return result
 
 
-def _fire(session: Session, engine, definition, case: Case, trigger: str, label: str) -> int:
+def _fire(session: Session, engine, definition, case: Case, trigger: str, label: str, now: datetime) -> int:
     """Automatic escalation (only where the definition or the region's override names `on_overdue.fire`).
 
     The transition runs as the system in a savepoint: when it is not possible now (the case
     moved on, a guard is unmet), it is skipped and logged; the overdue event stays.
     """
     actor = system_actor(definition, case, trigger)
+    # The transition happens at the sweep's moment (`traject sweep --now T` included), not the wall clock's.
+    at_now = copy.copy(engine)
+    at_now.clock = FixedClock(now)
     try:
         with session.begin_nested():
-            engine.fire(session, actor, case.id, trigger, case.version,
+            at_now.fire(session, actor, case.id, trigger, case.version,
                         {"reason": f"Termijn verstreken: {label} (automatisch)"})
     except Exception as exc:  # a domain refusal or a failed effect: the escalation waits for a person
         log.warning("automatic %s on case %s not possible: %s", trigger, case.id, exc)

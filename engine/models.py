@@ -129,7 +129,7 @@ class WorkflowDefinition(Base):
     version: Mapped[int]
     sha256: Mapped[str] = mapped_column(String(64))
     title: Mapped[str] = mapped_column(String(200))
-    source: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text, deferred=True)
     loaded_at: Mapped[datetime]
 
 
@@ -217,7 +217,8 @@ class Signature(Base):
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     document_id: Mapped[int] = mapped_column(BigId, ForeignKey("document.id"), index=True)
-    signer_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    # Null only after retention unlinked the signer (engine/privacy.py); the verdict and hash stay.
+    signer_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id"))
     verdict: Mapped[str] = mapped_column(String(20))
     comment: Mapped[str] = mapped_column(Text, default="")
     document_sha256: Mapped[str] = mapped_column(String(64))
@@ -314,6 +315,36 @@ class AccessLog(Base):
     detail: Mapped[str] = mapped_column(String(300), default="")
 
 
+class LegalHold(Base):
+    """Retention waits while a hold is in force (lifted_at null): placed by an admin, with a reason."""
+
+    __tablename__ = "legal_hold"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(BigId, ForeignKey("case_file.id"), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    placed_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    placed_at: Mapped[datetime]
+    lifted_at: Mapped[Optional[datetime]]
+    lifted_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id"))
+    lift_reason: Mapped[Optional[str]] = mapped_column(Text)
+
+
+class CaseRetention(Base):
+    """What retention did to a closed case: pseudonymised, later perhaps erased (engine/privacy.py)."""
+
+    __tablename__ = "case_retention"
+    case_id: Mapped[int] = mapped_column(BigId, ForeignKey("case_file.id"), primary_key=True)
+    action: Mapped[str] = mapped_column(String(20))
+    applied_at: Mapped[datetime]
+    # The audit event that recorded it, and the policy as configured at that moment.
+    event_seq: Mapped[int] = mapped_column(Integer)
+    policy: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Keyed hash of the former subject (pseudonymise only; null once erased).
+    subject_pseudonym: Mapped[Optional[str]] = mapped_column(String(64), index=True)
+
+    __table_args__ = (CheckConstraint("action in ('pseudonymised', 'erased')", name="action"),)
+
+
 class AuthToken(Base):
     """Only the sha256 of a token is stored: a stolen database yields no usable token."""
 
@@ -328,18 +359,32 @@ class AuthToken(Base):
 
 # Database-level guarantees, installed by create_all and by the migration alike.
 IMMUTABILITY_DDL = {
+    # Retention (engine/privacy.py) may redact in place, and only so: a document's content becomes a
+    # {"redacted": ...} marker with its sha256 kept; a signature loses its comment (and its signer);
+    # an audit event's data becomes a marker and its actor may be cleared, hash and links kept.
     "sqlite": [
-        """CREATE TRIGGER IF NOT EXISTS document_content_immutable BEFORE UPDATE OF content, sha256, kind, version, case_id ON document
+        """DROP TRIGGER IF EXISTS document_content_immutable""",
+        """CREATE TRIGGER document_content_immutable BEFORE UPDATE OF content, sha256, kind, version, case_id
+           ON document
+           WHEN NOT (NEW.sha256 = OLD.sha256 AND NEW.kind = OLD.kind AND NEW.version = OLD.version
+                     AND NEW.case_id = OLD.case_id AND json_extract(NEW.content, '$.redacted') IS NOT NULL)
            BEGIN SELECT RAISE(ABORT, 'document content is immutable: write a new version'); END""",
         """CREATE TRIGGER IF NOT EXISTS document_signed_undeletable BEFORE DELETE ON document
            WHEN EXISTS (SELECT 1 FROM signature WHERE document_id = OLD.id)
            BEGIN SELECT RAISE(ABORT, 'a signed document cannot be deleted'); END""",
-        """CREATE TRIGGER IF NOT EXISTS signature_immutable BEFORE UPDATE ON signature
+        """DROP TRIGGER IF EXISTS signature_immutable""",
+        """CREATE TRIGGER signature_immutable BEFORE UPDATE ON signature
+           WHEN NOT (NEW.id = OLD.id AND NEW.document_id = OLD.document_id AND NEW.verdict = OLD.verdict
+                     AND NEW.document_sha256 = OLD.document_sha256 AND NEW.signed_at = OLD.signed_at
+                     AND NEW.comment = '' AND (NEW.signer_id IS NULL OR NEW.signer_id = OLD.signer_id))
            BEGIN SELECT RAISE(ABORT, 'signatures are immutable'); END""",
     ],
     "postgresql": [
         """CREATE OR REPLACE FUNCTION traject_reject() RETURNS trigger AS $$
            BEGIN RAISE EXCEPTION USING MESSAGE = TG_ARGV[0]; END $$ LANGUAGE plpgsql""",
+        # A transaction that redacts says so first: SET LOCAL traject.redaction = 'on'.
+        """CREATE OR REPLACE FUNCTION traject_redacting() RETURNS boolean AS $$
+           SELECT coalesce(current_setting('traject.redaction', true), '') = 'on' $$ LANGUAGE sql STABLE""",
         """CREATE OR REPLACE FUNCTION traject_document_guard() RETURNS trigger AS $$
            BEGIN
              IF TG_OP = 'DELETE' THEN
@@ -348,8 +393,10 @@ IMMUTABILITY_DDL = {
                END IF;
                RETURN OLD;
              END IF;
-             IF NEW.content::text IS DISTINCT FROM OLD.content::text OR NEW.sha256 <> OLD.sha256
-                OR NEW.kind <> OLD.kind OR NEW.version <> OLD.version OR NEW.case_id <> OLD.case_id THEN
+             IF NEW.sha256 <> OLD.sha256 OR NEW.kind <> OLD.kind OR NEW.version <> OLD.version
+                OR NEW.case_id <> OLD.case_id
+                OR (NEW.content::text IS DISTINCT FROM OLD.content::text
+                    AND NOT (traject_redacting() AND NEW.content::jsonb ? 'redacted')) THEN
                RAISE EXCEPTION 'document content is immutable: write a new version';
              END IF;
              RETURN NEW;
@@ -357,13 +404,38 @@ IMMUTABILITY_DDL = {
         """DROP TRIGGER IF EXISTS document_guard ON document""",
         """CREATE TRIGGER document_guard BEFORE UPDATE OR DELETE ON document
            FOR EACH ROW EXECUTE FUNCTION traject_document_guard()""",
+        """CREATE OR REPLACE FUNCTION traject_signature_guard() RETURNS trigger AS $$
+           BEGIN
+             IF traject_redacting() AND NEW.id = OLD.id AND NEW.document_id = OLD.document_id
+                AND NEW.verdict = OLD.verdict AND NEW.document_sha256 = OLD.document_sha256
+                AND NEW.signed_at = OLD.signed_at AND NEW.comment = ''
+                AND (NEW.signer_id IS NULL OR NEW.signer_id = OLD.signer_id) THEN
+               RETURN NEW;
+             END IF;
+             RAISE EXCEPTION 'signatures are immutable';
+           END $$ LANGUAGE plpgsql""",
         """DROP TRIGGER IF EXISTS signature_immutable ON signature""",
         """CREATE TRIGGER signature_immutable BEFORE UPDATE ON signature
-           FOR EACH ROW EXECUTE FUNCTION traject_reject('signatures are immutable')""",
+           FOR EACH ROW EXECUTE FUNCTION traject_signature_guard()""",
+        # DELETE never; UPDATE only as a declared redaction that leaves the chain's skeleton as it was.
+        """CREATE OR REPLACE FUNCTION traject_audit_guard() RETURNS trigger AS $$
+           BEGIN
+             IF TG_OP = 'UPDATE' AND traject_redacting()
+                AND NEW.case_id = OLD.case_id AND NEW.seq = OLD.seq AND NEW.hash = OLD.hash
+                AND NEW.prev_hash = OLD.prev_hash AND NEW.at = OLD.at AND NEW.type = OLD.type
+                AND NEW.trigger IS NOT DISTINCT FROM OLD.trigger
+                AND NEW.from_state IS NOT DISTINCT FROM OLD.from_state
+                AND NEW.to_state IS NOT DISTINCT FROM OLD.to_state
+                AND (NEW.actor_id IS NULL OR NEW.actor_id = OLD.actor_id)
+                AND NEW.data::jsonb ? 'redacted' THEN
+               RETURN NEW;
+             END IF;
+             RAISE EXCEPTION 'audit events are append-only';
+           END $$ LANGUAGE plpgsql""",
         """DROP TRIGGER IF EXISTS audit_event_no_update ON audit_event""",
         # On SQLite anyone with the file can edit it; there `traject audit verify` is the guard.
         """CREATE TRIGGER audit_event_no_update BEFORE UPDATE OR DELETE ON audit_event
-           FOR EACH ROW EXECUTE FUNCTION traject_reject('audit events are append-only')""",
+           FOR EACH ROW EXECUTE FUNCTION traject_audit_guard()""",
     ],
 }
 

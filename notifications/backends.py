@@ -20,7 +20,12 @@ import ssl
 import urllib.error
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from email.message import EmailMessage
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.application import MIMEApplication
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from pathlib import Path
 from typing import Mapping
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -62,23 +67,44 @@ class OutgoingMessage:
         # Stable across retries: a mail client that sees the same Message-ID twice shows it once.
         return f"<{hashlib.sha256(self.idempotency_key.encode()).hexdigest()[:32]}@traject>"
 
-    def as_email(self) -> EmailMessage:
-        msg = EmailMessage()
-        msg["From"] = self.sender
+    def as_email(self) -> Message:
+        """The MIME message: text and HTML alternatives, then the attachments.
+
+        Built with the compat32 classes (email.mime): several times faster than EmailMessage,
+        whose header objects cost more than everything else a delivery does.
+        """
+        body = MIMEMultipart("alternative")
+        body.attach(MIMEText(self.text, "plain", _UTF8))
+        if self.html:
+            body.attach(MIMEText(self.html, "html", _UTF8))
+        if self.attachments:
+            msg = MIMEMultipart("mixed")
+            msg.attach(body)
+            for a in self.attachments:
+                maintype, _, subtype = a.mimetype.partition("/")
+                if maintype == "text":
+                    part = MIMEText(a.content.decode("utf-8"), subtype, _UTF8)
+                    if a.mimetype == "text/calendar":
+                        part.set_param("method", "PUBLISH")
+                else:
+                    part = MIMEApplication(a.content, subtype)
+                part.add_header("Content-Disposition", "attachment", filename=a.filename)
+                msg.attach(part)
+        else:
+            msg = body
+        name, address = email.utils.parseaddr(self.sender)
+        msg["From"] = email.utils.formataddr((name, address), charset="utf-8")
         msg["To"] = self.to
-        msg["Subject"] = self.subject
+        msg["Subject"] = Header(self.subject, "utf-8") if not self.subject.isascii() else self.subject
         msg["Date"] = email.utils.format_datetime(self.created_at or datetime.now(timezone.utc))
         msg["Message-ID"] = self.message_id
         msg["Auto-Submitted"] = "auto-generated"
         msg["X-Traject-Notification"] = str(self.notification_id)
-        msg.set_content(self.text)
-        if self.html:
-            msg.add_alternative(self.html, subtype="html")
-        for a in self.attachments:
-            maintype, _, subtype = a.mimetype.partition("/")
-            params = {"method": "PUBLISH"} if a.mimetype == "text/calendar" else {}
-            msg.add_attachment(a.content, maintype=maintype, subtype=subtype, filename=a.filename, params=params)
         return msg
+
+
+_UTF8 = Charset("utf-8")
+_UTF8.body_encoding = QP  # readable in an .eml file, safe on any relay
 
 
 class FileBackend:

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import literal_column, select, update
+from sqlalchemy import bindparam, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from engine.models import Notification
@@ -102,12 +102,9 @@ def claim(session: Session, now: datetime, limit: int = BATCH, lease: timedelta 
             claimed = sorted((r.id, r.attempts) for r in rows)
         else:
             for row in session.execute(due_query(now, limit)).all():
-                result = session.execute(
-                    update(Notification)
-                    .where(Notification.id == row.id, Notification.status == row.status,
-                           Notification.attempts == row.attempts)
-                    .values(status="sending", attempts=row.attempts + 1, next_attempt_at=until)
-                    .execution_options(synchronize_session=False))
+                result = session.connection().execute(_CLAIM, {
+                    "_id": row.id, "_old_status": row.status, "_old_attempts": row.attempts,
+                    "_attempts": row.attempts + 1, "_until": until})
                 if result.rowcount == 1:
                     claimed.append((row.id, row.attempts + 1))
         session.commit()
@@ -182,21 +179,37 @@ def _failed(session, notification_id, attempt, exc: DeliveryError, now, max_atte
         log.warning("notification %s: giving up after %s attempts: %s", notification_id, attempt, exc.reason)
         return _finish(session, notification_id, attempt, "dead", status="dead", next_attempt_at=None,
                        last_error=f"gave up after {attempt} attempts: {exc.reason}"[:2000])
-    delay = exc.retry_after if exc.retry_after is not None else backoff(attempt, rng)
+    # Retry-After is honoured as given (up to a day: a typo on their side must not park a message for a year).
+    delay = min(exc.retry_after, 86400.0) if exc.retry_after is not None else backoff(attempt, rng)
     log.info("notification %s: attempt %s failed (%s); again in %.0f s", notification_id, attempt, exc.reason, delay)
     return _finish(session, notification_id, attempt, "retried", status="pending",
                    next_attempt_at=now + timedelta(seconds=delay), last_error=exc.reason[:2000])
 
 
+_N = Notification.__table__
+# Statements run once per message are built once (with bound parameters), not per message.
+_CLAIM = (update(_N)
+          .where(_N.c.id == bindparam("_id"), _N.c.status == bindparam("_old_status"),
+                 _N.c.attempts == bindparam("_old_attempts"))
+          .values(status="sending", attempts=bindparam("_attempts"), next_attempt_at=bindparam("_until")))
+_FINISH: dict[tuple, object] = {}
+
+
+def _finish_statement(keys: tuple):
+    if keys not in _FINISH:
+        _FINISH[keys] = (update(_N)
+                         .where(_N.c.id == bindparam("_id"), _N.c.status == "sending",
+                                _N.c.attempts == bindparam("_attempt"))
+                         .values({key: bindparam(f"v_{key}") for key in keys}))
+    return _FINISH[keys]
+
+
 def _finish(session: Session, notification_id: int, attempt: int, outcome: str, **values) -> str:
     """Record an outcome, but only while we still hold the claim (status sending, our attempt)."""
     try:
-        result = session.execute(
-            update(Notification)
-            .where(Notification.id == notification_id, Notification.status == "sending",
-                   Notification.attempts == attempt)
-            .values(**values)
-            .execution_options(synchronize_session=False))
+        statement = _finish_statement(tuple(sorted(values)))
+        result = session.connection().execute(statement, {"_id": notification_id, "_attempt": attempt,
+                                                          **{f"v_{k}": v for k, v in values.items()}})
         session.commit()
     except BaseException:
         session.rollback()

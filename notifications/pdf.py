@@ -135,7 +135,8 @@ def render(document: Document, case: Case, definition: dict, users: dict[int, Us
             who = users.get(uid)
             s = signed.get(uid)
             pdf.set_font("DejaVu", "B", 9.5)
-            pdf.cell(0, 5.5, who.name if who else f"gebruiker {uid}", new_x="LMARGIN", new_y="NEXT")
+            pdf.cell(0, 5.5, who.name if who else f"gebruiker {uid}" if uid else "(verwijderd volgens de "
+                     "bewaartermijn)", new_x="LMARGIN", new_y="NEXT")
             pdf.set_font("DejaVu", size=9.5)
             if s is None:
                 pdf.multi_cell(0, 5.5, "Nog niet ondertekend.", new_x="LMARGIN", new_y="NEXT")

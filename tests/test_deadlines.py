@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 
 import pytest
 import yaml
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from engine import audit, deadlines
 from engine.calendar import end_of_day
@@ -207,7 +207,11 @@ def custom_definition(app, monkeypatch):
     holder = {}
 
     def definition(row):
-        return holder["definition"] if row.key == "internal_guidance" and "definition" in holder else original(row)
+        if row.key in holder:
+            return holder[row.key]
+        if row.key == "internal_guidance" and "definition" in holder:
+            return holder["definition"]
+        return original(row)
 
     monkeypatch.setattr(engine, "definition", definition)
     return holder
@@ -254,6 +258,33 @@ def test_an_automatic_escalation_that_is_not_possible_leaves_the_overdue_mark(ap
     assert [d.status for d in rows(app, Deadline)] == ["overdue"]
     with app.app_context():
         assert audit.verify(db.session, case["id"])[2] is None
+
+
+def test_a_region_that_automates_escalation_moves_the_case_up_one_level_when_a_term_passes(
+        app, world, runner, clock, custom_definition):
+    from engine.definitions import with_region
+    from flows import fire, ok
+
+    rso = world.api("rso")
+    case = ok(rso.post("/cases", json={"workflow": "escalation", "institution": "meander", "title": "Zorg",
+                                       "data": {"description": "Te weinig supervisie"}}), 201)
+    case = fire(rso, fire(rso, case, "discuss"), "escalate", {"reason": "Blijvende zorg"})
+    assert case["state"] == "escalated_rso_chair"
+    # region.yaml: `on_overdue: {fire: escalate}` for the response term
+    source = with_region((DEFINITIONS_DIR / "escalation.yaml").read_text(encoding="utf-8"),
+                         {"deadlines": {"response": {"on_overdue": {"fire": "escalate"}}}})
+    custom_definition["escalation"] = parse(source, "escalation.yaml", make_registry())
+    clock.at = at("2026-03-17T08:00")  # the RSO chair's 14 days ended on 16 March
+    summary = sweep(runner, "2026-03-17T08:00:00Z")
+    assert summary["overdue"] == 1 and summary["escalated"] == 1
+    shown = world.api("rso").get(f"/cases/{case['id']}").get_json()  # a new token: the clock moved on
+    assert shown["state"] == "escalated_coc_chair"
+    assert [(d["kind"], d["status"], d["owner_role"]) for d in shown["deadlines"]] == [
+        ("response", "met", "rso_board"), ("response", "pending", "coc_chair")]
+    chain = events(app, case["id"])
+    assert [e.type for e in chain[-2:]] == ["deadline_overdue", "transition"]
+    assert chain[-1].at == at("2026-03-17T08:00") and chain[-1].data["input"]["reason"].endswith("(automatisch)")
+    assert sweep(runner, "2026-03-17T08:00:00Z")["escalated"] == 0
 
 
 # -- crashes and concurrency -----------------------------------------------------------------

@@ -9,7 +9,6 @@ from datetime import date, datetime, timedelta, timezone
 from email import message_from_bytes, policy
 from pathlib import Path
 
-import pytest
 from icalendar import Calendar
 from sqlalchemy import select, update
 

@@ -12,10 +12,9 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from engine import audit
@@ -24,7 +23,7 @@ from engine.models import Deadline, Notification, WorkerHeartbeat
 from flows import open_internal
 from mailservers import free_port
 from web.extensions import db
-from web.worker import Worker, heartbeat_status
+from web.worker import Worker
 
 TRAJECT = str(Path(sys.executable).parent / "traject")
 
@@ -59,9 +58,11 @@ def test_healthz_shows_the_age_of_the_worker_heartbeat(app, client, clock):
 def test_the_scheduler_has_two_coalescing_single_instance_jobs(app):
     worker = Worker(app, 7)
     jobs = {job.id: job for job in worker.scheduler.get_jobs()}
-    assert set(jobs) == {"sweep", "drain"}
+    assert set(jobs) == {"sweep", "drain", "audit_check", "retention"}  # the last two daily (test_privacy.py)
     for job in jobs.values():
-        assert job.coalesce and job.max_instances == 1 and job.trigger.interval == timedelta(seconds=7)
+        daily = job.id in ("audit_check", "retention")
+        assert job.coalesce and job.max_instances == 1
+        assert job.trigger.interval == timedelta(seconds=86400 if daily else 7)
 
 
 # -- real processes ----------------------------------------------------------------------------
@@ -148,7 +149,7 @@ def test_a_worker_killed_mid_batch_and_restarted_loses_nothing_and_doubles_nothi
     from test_deadlines import make_due_deadlines
 
     # Due 1 March 2026, long past in real time: every one turns overdue and tells the opleider.
-    make_due_deadlines(app, world, n_cases=60, per_case=5)
+    make_due_deadlines(app, world, n_cases=30, per_case=5)
     instance = tmp_path / "worker"
     env = environment(database_url, instance)
     mail = instance / "mail"
@@ -162,17 +163,17 @@ def test_a_worker_killed_mid_batch_and_restarted_loses_nothing_and_doubles_nothi
     second = start(["worker"], env)
     try:
         done = select(func.count()).select_from(Notification).where(Notification.status == "sent")
-        wait_for(lambda: count(app, done) == 300, what="every message to be sent", process=second)
+        wait_for(lambda: count(app, done) == 150, what="every message to be sent", process=second)
     finally:
         code, err = stop(second)
     assert code == 0, err[-3000:]
-    assert sent_before < 300  # the kill did land mid-way
+    assert sent_before < 150  # the kill did land mid-way
     with app.app_context():
         keys = db.session.scalars(select(Notification.idempotency_key)).all()
-        assert len(keys) == len(set(keys)) == 300
-        assert db.session.scalar(select(func.count()).select_from(Deadline).where(Deadline.status == "overdue")) == 300
+        assert len(keys) == len(set(keys)) == 150
+        assert db.session.scalar(select(func.count()).select_from(Deadline).where(Deadline.status == "overdue")) == 150
         assert audit.verify(db.session)[2] is None
-    assert len(list(mail.glob("*.eml"))) == 300  # one file per message: nothing doubled
+    assert len(list(mail.glob("*.eml"))) == 150  # one file per message: nothing doubled
     assert not list(mail.glob("*.tmp"))
 
 

@@ -17,6 +17,8 @@ from engine.models import AccessLog, AuditEvent, Case, Deadline, Document, Insti
 from . import auth
 from .errors import error_response
 from .extensions import db, limiter
+from .openapi import BINARY, TEXT
+from .security import svg_policy
 from .schemas import (
     CasePage,
     CaseCreate,
@@ -348,7 +350,7 @@ class Notifications(MethodView):
 
 @api.route("/cases/<int(max=9223372036854775807):case_id>/dossier.zip")
 class Dossier(MethodView):
-    @api.response(200, description="a sealed evidence pack of the case and its linked cases",
+    @api.response(200, BINARY, description="a sealed evidence pack of the case and its linked cases",
                   content_type="application/zip")
     def get(self, case_id):
         """The dossier: PDFs, audit trails, a manifest of sha256 values and a verification script."""
@@ -385,7 +387,7 @@ class DocumentOne(MethodView):
 
 @api.route("/documents/<int(max=9223372036854775807):document_id>/pdf")
 class DocumentPdf(MethodView):
-    @api.response(200, description="the document as a PDF, with its signatures and sha256",
+    @api.response(200, BINARY, description="the document as a PDF, with its signatures and sha256",
                   content_type="application/pdf")
     def get(self, document_id):
         """The document as a clean Dutch PDF."""
@@ -459,6 +461,7 @@ DIAGRAM_STYLE = (
     "font-weight:600}.edge{fill:none;stroke:#7d8896;stroke-width:1.5}.edge.on{stroke:#0f766e;stroke-width:3}"
     ".arrowhead{fill:#7d8896}.arrowhead.on{fill:#0f766e}</style>"
 )
+DIAGRAM_CSP = svg_policy(DIAGRAM_STYLE[len("<style>"):-len("</style>")])
 
 
 def diagram_svg(definition, current: str | None = None, visited: set | None = None) -> Response:
@@ -475,12 +478,13 @@ def diagram_svg(definition, current: str | None = None, visited: set | None = No
                             f"{len(states)} states, {len(edges)} transitions"))
     head_end = svg.index(">") + 1
     svg = svg[:head_end] + DIAGRAM_STYLE + svg[head_end:]
-    return Response(svg, mimetype="image/svg+xml")
+    # Opened on its own, the SVG is a document: it may apply its one <style> element, nothing else.
+    return Response(svg, mimetype="image/svg+xml", headers={"Content-Security-Policy": DIAGRAM_CSP})
 
 
 @api.route("/workflows/<string:key>/diagram.svg")
 class WorkflowDiagram(MethodView):
-    @api.response(200, description="the state diagram", content_type="image/svg+xml")
+    @api.response(200, TEXT, description="the state diagram", content_type="image/svg+xml")
     def get(self, key):
         """The workflow's state diagram, drawn from its definition (?lang=en for English labels)."""
         definition = engine().latest(db.session).get(key)
@@ -491,7 +495,7 @@ class WorkflowDiagram(MethodView):
 
 @api.route("/cases/<int(max=9223372036854775807):case_id>/diagram.svg")
 class CaseDiagram(MethodView):
-    @api.response(200, description="the case's state diagram, current state highlighted",
+    @api.response(200, TEXT, description="the case's state diagram, current state highlighted",
                   content_type="image/svg+xml")
     def get(self, case_id):
         """The diagram of the case's own definition version with its current state highlighted."""

@@ -17,13 +17,16 @@ from workflows import load_definitions, load_region, make_registry
 from . import config as config_module
 from . import errors
 from .extensions import db, limiter, login_manager, migrate
+from .schemas import ErrorSchema
 
 log = logging.getLogger(__name__)
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
 
 
 class TrajectApi(Api):
-    """flask-smorest, but every error in the contract's shape."""
+    """flask-smorest, but every error in the contract's shape (answered and documented: web/openapi.py)."""
+
+    ERROR_SCHEMA = ErrorSchema  # documents the errors as they are answered
 
     def handle_http_exception(self, error):
         return errors.from_http_exception(error)
@@ -50,6 +53,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     register_engine(app)
     register_api(app)
     errors.register(app)
+    from .security import register as register_security
+
+    register_security(app)
     from .bodies import check_json_body
 
     app.before_request(check_json_body)
@@ -74,6 +80,10 @@ def register_engine(app: Flask) -> None:
     region = load_region(app.config.get("TRAJECT_REGION_CONFIG"))
     app.config["TRAJECT_REGION"] = region
     definitions = load_definitions(registry, region=region)  # an invalid definition stops the start, loudly
+    from engine.privacy import load_policies
+
+    # Retention per workflow (region configuration `retention:`, docs/privacy.md): a mistake stops the start too.
+    app.config["TRAJECT_RETENTION"] = load_policies(region, {d.key for d in definitions})
     recipients = dict(region.get("recipients") or {})
     if app.config.get("RGS_ADDRESS"):
         recipients["rgs"] = app.config["RGS_ADDRESS"]
@@ -100,9 +110,13 @@ def sync_definitions(app: Flask) -> list:
 
 def register_api(app: Flask) -> None:
     from .api import api
+    from . import api_privacy  # noqa: F401  (access log, legal holds: routes on the same blueprint)
+
+    from .openapi import ErrorResponses
 
     smorest = TrajectApi(app, spec_kwargs={"info": {"description": "Traject: workflows, deadlines and "
-                                                                   "escalation for specialist training."}})
+                                                                   "escalation for specialist training."},
+                                           "extra_plugins": [ErrorResponses()]})
     smorest.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     smorest.spec.options["security"] = [{"bearerAuth": []}]
     smorest.register_blueprint(api)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from flask import request
+from flask import abort, request
 
 from .errors import error_response
 
@@ -48,8 +48,36 @@ def _check_text(text: str) -> None:
         raise BadBody("text contains an unpaired surrogate") from None
 
 
+def _text_problem(location: str, pairs) -> str | None:
+    for key, value in pairs:
+        try:
+            _check_text(key)
+            _check_text(value)
+        except BadBody as exc:
+            return f"{location} parameter {key[:50]!r}: {exc}"
+    return None
+
+
+def check_text_fields():
+    """Query parameters and form fields: NUL cannot be stored (PostgreSQL refuses it in text and JSON)."""
+    problem = _text_problem("query", request.args.items(multi=True))
+    location = "query"
+    if problem is None and request.method in ("POST", "PUT", "PATCH") and request.mimetype in (
+            "application/x-www-form-urlencoded", "multipart/form-data"):
+        problem, location = _text_problem("form", request.form.items(multi=True)), "form"
+    if problem is None:
+        return None
+    if request.path.startswith("/api/"):
+        return error_response(400, "validation_error", f"invalid request: {problem}", {location: [problem]})
+    abort(400, problem)  # the pages' error handler renders it
+    return None
+
+
 def check_json_body():
-    """before_request: 400 for a JSON body that cannot be stored faithfully."""
+    """before_request: 400 for a JSON body, query or form that cannot be stored faithfully."""
+    refused = check_text_fields()
+    if refused is not None:
+        return refused
     if request.method not in ("POST", "PUT", "PATCH") or not request.is_json:
         return None
     raw = request.get_data(cache=True)

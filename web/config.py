@@ -41,6 +41,8 @@ def from_env(env=None) -> dict:
         "TRAJECT_DEMO": env.get("TRAJECT_DEMO", "1" if mode in DEV_ENVS else "0") == "1",
         "TOKEN_TTL_HOURS": int(env.get("TOKEN_TTL_HOURS", "12")),
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
+        # The number of reverse proxies in front whose X-Forwarded-* headers are trusted (web/security.py).
+        "TRAJECT_PROXY": int(env.get("TRAJECT_PROXY") or 0),
         "MAIL_BACKEND": env.get("MAIL_BACKEND", "file"),
         # Delivery (notifications/): the sender, the backends' settings, links in e-mails.
         "MAIL_FROM": env.get("MAIL_FROM", "Traject <noreply@traject.invalid>"),
@@ -52,6 +54,11 @@ def from_env(env=None) -> dict:
         # The worker (web/worker.py): seconds between passes; how long a claimed message is reserved.
         "TRAJECT_WORKER_INTERVAL": float(env.get("TRAJECT_WORKER_INTERVAL", "15")),
         "TRAJECT_DELIVERY_LEASE": float(env.get("TRAJECT_DELIVERY_LEASE", "300")),
+        # Privacy (docs/privacy.md): the key of the subjects' pseudonyms (default: derived from SECRET_KEY;
+        # set it, and keep it apart from the backups); how often the worker verifies the audit chains and
+        # applies retention (seconds; daily).
+        "TRAJECT_PSEUDONYM_KEY": env.get("TRAJECT_PSEUDONYM_KEY") or "",
+        "TRAJECT_DAILY_INTERVAL": float(env.get("TRAJECT_DAILY_INTERVAL", "86400")),
         "RGS_ADDRESS": env.get("RGS_ADDRESS"),
         "TRAJECT_REGION_CONFIG": env.get("TRAJECT_REGION_CONFIG"),
     }

@@ -5,6 +5,7 @@ kept in the instance folder, and refused outside a demo instance.
 """
 from __future__ import annotations
 
+import copy
 import random
 import secrets
 import time
@@ -115,7 +116,11 @@ def load(app, scale: int = 0, echo=print) -> None:
 
 
 def _at(eng: Engine, moment: datetime) -> Engine:
-    return Engine(eng.registry, eng.config, FixedClock(moment))
+    # A copy with its own clock shares the engine's caches (stored definitions, scope clauses); a new
+    # Engine per step read the definitions from the database again on every step.
+    at = copy.copy(eng)
+    at.clock = FixedClock(moment)
+    return at
 
 
 def _walk(eng, moment, actor, case_id, steps):
@@ -267,6 +272,9 @@ def synthetic(app, eng: Engine, users: dict, n: int, echo) -> None:
     start = time.monotonic()
     batch = 200
     for i in range(n):
+        if i % batch == 0:
+            # (Re)fill the caches that every _at() copy shares: the stored definitions, the scope clauses.
+            eng.scope(db.session, eng.actor_for(users[email("opleider", codes[0])]))
         code = rng.choice(codes)
         opleider = eng.actor_for(users[email("opleider", code)])
         aios_user = users[email("aios", code, rng.choice((1, 2)))]

@@ -64,7 +64,7 @@ class DeadlineSchema(Schema):
 
 class SignatureSchema(Schema):
     id = fields.Integer(required=True)
-    signer_id = fields.Integer(required=True)
+    signer_id = fields.Integer(required=True, allow_none=True)  # null once retention unlinked the signer
     verdict = fields.String(required=True)
     comment = fields.String()
     signed_at = fields.DateTime(required=True)
@@ -78,7 +78,7 @@ class DocumentSchema(Schema):
     version = fields.Integer(required=True)
     sha256 = fields.String(required=True)
     content = fields.Dict(required=True)
-    required_signers = fields.List(fields.Integer(), required=True)
+    required_signers = fields.List(fields.Integer(allow_none=True), required=True)
     signatures = fields.List(fields.Nested(SignatureSchema), required=True)
     created_at = fields.DateTime(required=True)
 
@@ -89,7 +89,7 @@ class CaseSchema(Schema):
     workflow_version = fields.Integer(required=True)
     institution = fields.String(required=True)
     subject_id = fields.Integer(allow_none=True)
-    opened_by = fields.Integer(required=True)
+    opened_by = fields.Integer(required=True, allow_none=True)  # null: the opener is confidential (rso_*)
     responsible_id = fields.Integer(allow_none=True)
     title = fields.String()
     state = fields.String(required=True)

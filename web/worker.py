@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 
 from flask import Flask
 from sqlalchemy import delete, select
+from sqlalchemy.exc import OperationalError
 
 from engine import deadlines
 from engine.models import WorkerHeartbeat
@@ -121,10 +122,18 @@ class Worker:
         cls = BackgroundScheduler if background else BlockingScheduler
         self.scheduler = cls(timezone=timezone.utc)
         first = datetime.now(timezone.utc)
+        # While the database is away every job backs off, then resumes (web/backoff.py).
+        from .backoff import DatabaseBackoff
+
+        self.backoff = DatabaseBackoff(app, self.interval)
         for job in (self.sweep, self.drain):
             # One run at a time; runs missed while one was busy collapse into one; late is never too late.
-            self.scheduler.add_job(job, "interval", seconds=self.interval, id=job.__name__, next_run_time=first,
-                                   coalesce=True, max_instances=1, misfire_grace_time=None)
+            self.scheduler.add_job(self.backoff.guard(job), "interval", seconds=self.interval, id=job.__name__,
+                                   next_run_time=first, coalesce=True, max_instances=1, misfire_grace_time=None)
+        # Daily: verify every audit chain (the admins are alerted once per break), apply retention.
+        from .privacy_jobs import add_daily_jobs
+
+        self.daily = add_daily_jobs(self, first, self.backoff.guard)
         self._stopping = threading.Event()
 
     def sweep(self) -> None:
@@ -154,11 +163,16 @@ class Worker:
     def register(self) -> None:
         with self.app.app_context():
             cutoff = self.app.extensions["traject"].clock.now() - timedelta(days=7)
-            # Forget workers not seen for a week; announce this one before its first pass.
-            db.session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.seen_at < cutoff))
-            db.session.commit()
-            beat(self.app, self.name, self.started_at, {"interval": self.interval})
-            db.session.remove()
+            try:
+                # Forget workers not seen for a week; announce this one before its first pass.
+                db.session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.seen_at < cutoff))
+                db.session.commit()
+                beat(self.app, self.name, self.started_at, {"interval": self.interval})
+            except OperationalError as exc:  # the database is away: the first pass that reaches it beats
+                db.session.rollback()
+                self.backoff.failed(exc)
+            finally:
+                db.session.remove()
 
     def stop(self, *_args) -> None:
         if self._stopping.is_set():

@@ -100,7 +100,11 @@ def _csrf(exc):
 @ui.errorhandler(OperationalError)
 def _database(exc):
     db.session.rollback()
-    return page_error(503, _("Temporarily unavailable"), _("The database does not answer. Try again shortly."))
+    # The signed-in user cannot be loaded now either: render the page as for a visitor, or the
+    # locale selector and the header would ask the database again inside this handler.
+    g._login_user = login_manager.anonymous_user()
+    html, status = page_error(503, _("Temporarily unavailable"), _("The database does not answer. Try again shortly."))
+    return html, status, {"Retry-After": "5"}
 
 
 @ui.errorhandler(Exception)
@@ -115,8 +119,10 @@ def _any(exc):
             404: _("This page does not exist, or it is not visible to you."),
             429: _("Too many attempts. Wait a few minutes and try again."),
         }
-        return page_error(code, headings.get(code, _("Something went wrong")),
-                          messages.get(code, _("The request could not be handled.")))
+        html, status = page_error(code, headings.get(code, _("Something went wrong")),
+                                  messages.get(code, _("The request could not be handled.")))
+        # as the API's 429: the login limit's window (15 minutes) is the longest a client waits
+        return html, status, ({"Retry-After": "900"} if code == 429 else {})
     if isinstance(exc, e.TrajectError):
         db.session.rollback()
         return page_error(400, _("Something went wrong"), exc.message)

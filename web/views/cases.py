@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from markupsafe import Markup
 
@@ -22,6 +23,7 @@ except ImportError:  # before confidential fields existed
     def redact(confidential, data, roles):
         return data
 
+from .. import access_log
 from ..api import log_read
 from ..extensions import db
 from ..services import engine, now
@@ -162,9 +164,29 @@ def render_case(case_id: int, state: FormState | None = None, status: int = 200)
         related=[(c, engine().definition(c.definition)) for c in page.related],
         subject=page.people.get(case_.subject_id, ""), responsible=page.people.get(case_.responsible_id, ""),
         dossier_url=url_for("ui.dossier", case_id=case_.id) if _dossier_view() else None,
+        readers=_readers(case_, actor),
     )
     db.session.commit()  # the access log
     return html, status
+
+
+READ_ACTIONS = {
+    "read": _l("opened the case"), "list": _l("saw the case in a list"), "events": _l("viewed the audit trail"),
+    "notifications": _l("viewed the messages"), "document": _l("viewed a document"),
+    "document_pdf": _l("opened a document as PDF"), "dossier_export": _l("downloaded the case file"),
+    "diagram": _l("viewed the state diagram"), "access_log": _l("viewed who read the case"),
+}
+
+
+def _readers(case_: Case, actor) -> list[dict] | None:
+    """For the aios the case is about: who else read it, newest first (the last 50)."""
+    if case_.subject_id != actor.id:
+        return None
+    rows = access_log.entries(case_, limit=50, exclude_user=actor.id)
+    for row in rows:
+        row["roles"] = [i18n.role_label(r) for r in row["roles"] if r != "subject"]
+        row["what"] = READ_ACTIONS.get(row["action"], i18n.humanize(row["action"]))
+    return rows
 
 
 def _signer_role(case_: Case, uid: int) -> str:

@@ -187,11 +187,17 @@ def charts(ov: data.Overview) -> dict:
             if key != current:
                 rows.append((workflow_name(key), None))
                 current = key
-            rows.append((state_name(key, state), n))
+            rows.append((state_name(key, state), *n) if isinstance(n, tuple) else (state_name(key, state), n))
         return rows
 
-    inst_rows = [(name, ov.by_institution.get(iid, 0)) for iid, name in ov.institutions]
-    state_rows = grouped(ov.by_state)
+    # A total over hidden cells would give them away (total minus the visible ones): such totals are
+    # shown as the range the visible cells allow (svg.bounded), per institution, per state and overall.
+    inst_total = {iid: svg.bounded([n for (i, _k, _s), n in ov.table.items() if i == iid])
+                  for iid, _name in ov.institutions}
+    state_total = {(k, s): svg.bounded([ov.table.get((iid, k, s), 0) for iid, _name in ov.institutions])
+                   for k, s, _n in ov.by_state}
+    inst_rows = [(name, *inst_total[iid]) for iid, name in ov.institutions]
+    state_rows = grouped([(k, s, state_total[(k, s)]) for k, s, _n in ov.by_state])
     late_rows = [(name, ov.late_by_institution.get(iid, 0)) for iid, name in ov.institutions]
     months = [i18n.fmt_month(m) for m in ov.months]
     # the table behind the first two charts: institution × (workflow, state)
@@ -199,7 +205,7 @@ def charts(ov: data.Overview) -> dict:
     table = {
         "columns": [(workflow_name(k), state_name(k, s)) for k, s in columns],
         "rows": [(name, [svg.shown(ov.table.get((iid, k, s), 0)) for k, s in columns],
-                  svg.shown(ov.by_institution.get(iid, 0)), svg.shown(ov.late_by_institution.get(iid, 0)))
+                  inst_total[iid][1], svg.shown(ov.late_by_institution.get(iid, 0)))
                  for iid, name in ov.institutions],
     }
     escalation_rows = []
@@ -212,8 +218,9 @@ def charts(ov: data.Overview) -> dict:
     return {
         "ov": ov,
         "table": table,
-        "total_open": svg.shown(ov.total_open),
-        "total_late": svg.shown(ov.total_late),
+        "total_open": svg.bounded(list(ov.table.values()))[1],
+        "total_late": svg.bounded(list(ov.late_by_institution.values()))[1],
+        "threshold": svg.threshold(),
         "by_institution": svg.hbar_chart(inst_rows, _("Open cases per institution"),
                                          _("Bar chart of the number of open cases per institution."), "ch-inst"),
         "by_state": svg.hbar_chart(state_rows, _("Open cases per state"),

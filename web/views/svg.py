@@ -168,25 +168,55 @@ def state_diagram(states: list[tuple[str, str, bool]], edges: list[tuple[str, st
 
 # -- charts ---------------------------------------------------------------------------------
 
-SMALL = 5  # cells under this are shown as "< 5" (DOMAIN: no re-identifiable counts)
+SMALL = 5  # cells under this are shown as "< 5" (DOMAIN: no re-identifiable counts) ...
 
 
-def shown(value: int) -> str:
-    return "< 5" if 0 < value < SMALL else str(value)
+def threshold() -> int:
+    """... unless the region configures another `small_cell_threshold` (workflows/region.yaml)."""
+    try:
+        from flask import current_app
+
+        region = current_app.config.get("TRAJECT_REGION") or {}
+    except RuntimeError:  # outside an app
+        return SMALL
+    return max(int(region.get("small_cell_threshold", SMALL) or SMALL), 1)
 
 
-def hbar_chart(rows: list[tuple[str, int | None]], title: str, desc: str, chart_id: str,
+def shown(value: int, small: int | None = None) -> str:
+    small = small or threshold()
+    return f"< {small}" if 0 < value < small else str(value)
+
+
+def bounded(values, small: int | None = None) -> tuple[int, str]:
+    """A total over cells some of which are hidden: (its least possible value, what to show).
+
+    Shown exactly, a total would give a hidden cell away (total minus the visible cells); so a
+    total with hidden parts is shown as the range the visible cells allow, e.g. "7–10".
+    """
+    small = small or threshold()
+    values = [v for v in values if v]
+    hidden = [v for v in values if v < small]
+    visible = sum(v for v in values if v >= small)
+    if not hidden:
+        return visible, str(visible)
+    low, high = visible + len(hidden), visible + len(hidden) * (small - 1)
+    return low, (f"< {small}" if high < small else f"{low}–{high}")
+
+
+def hbar_chart(rows: list[tuple], title: str, desc: str, chart_id: str,
                series_class: str = "s0") -> Markup:
-    """Horizontal bars, one per row; a row whose value is None is a group heading.
+    """Horizontal bars, one per row (text, value[, label]); a row whose value is None is a group heading.
 
     Counts under 5 are drawn as a hatched bar of length 5 labelled "< 5": an upper bound,
-    never the number itself. The scale runs to at least 10 so such bars read as small.
+    never the number itself. The scale runs to at least 10 so such bars read as small. A row
+    with its own label (a range, see `bounded`) is hatched too, as long as its least value.
     """
+    SMALL = threshold()  # noqa: N806  (the region's, for this chart)
     label_w, bar_w, row_h, head_h = 200, 250, 28, 26
     top = 6
-    height = top + sum(head_h if v is None else row_h for _, v in rows) + 8 if rows else 40
+    height = top + sum(head_h if r[1] is None else row_h for r in rows) + 8 if rows else 40
     width = label_w + bar_w + 46
-    peak = max([v for _, v in rows if v is not None] + [2 * SMALL])
+    peak = max([r[1] for r in rows if r[1] is not None] + [2 * SMALL])
     parts = [
         f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
         f'aria-labelledby="{chart_id}-t {chart_id}-d" focusable="false">',
@@ -196,13 +226,15 @@ def hbar_chart(rows: list[tuple[str, int | None]], title: str, desc: str, chart_
     if not rows:
         parts.append(f'<text x="8" y="{top + 18}" class="label">—</text>')
     y = top
-    for text, value in rows:
+    for row in rows:
+        text, value = row[0], row[1]
+        label = row[2] if len(row) > 2 else None
         if value is None:
             parts.append(f'<text x="4" y="{y + 18}" class="group">{escape(_clip(text, 60))}</text>')
             y += head_h
             continue
-        small = 0 < value < SMALL
-        length = (SMALL if small else value) / peak * bar_w
+        small = 0 < value < SMALL or (label is not None and not label.isdigit())
+        length = (max(value, SMALL) if small else value) / peak * bar_w
         parts.append(f'<text x="{label_w - 8}" y="{y + 18}" text-anchor="end" class="label">'
                      f'<title>{escape(text)}</title>{escape(_clip(text, 27))}</text>')
         parts.append(f'<line x1="{label_w}" x2="{label_w}" y1="{y + 2}" y2="{y + row_h - 2}" class="axis"/>')
@@ -210,7 +242,8 @@ def hbar_chart(rows: list[tuple[str, int | None]], title: str, desc: str, chart_
             fill = f'fill="url(#{chart_id}-hatch)" class="bar small"' if small else f'class="bar {series_class}"'
             parts.append(f'<rect x="{label_w}" y="{y + 5}" width="{max(length, 2):.1f}" height="{row_h - 10}" '
                          f'rx="3" {fill}/>')
-        parts.append(f'<text x="{label_w + length + 6:.1f}" y="{y + 18}" class="value">{shown(value)}</text>')
+        parts.append(f'<text x="{label_w + length + 6:.1f}" y="{y + 18}" class="value">'
+                     f'{escape(label) if label is not None else shown(value, SMALL)}</text>')
         y += row_h
     parts.append("</svg>")
     return Markup("".join(parts))
@@ -219,6 +252,7 @@ def hbar_chart(rows: list[tuple[str, int | None]], title: str, desc: str, chart_
 def column_chart(months: list[str], series: list[tuple[str, str, list[int]]], title: str, desc: str,
                  chart_id: str) -> Markup:
     """Grouped columns per month; series: (name, css class, values)."""
+    SMALL = threshold()  # noqa: N806  (the region's, for this chart)
     left, bottom, top = 36, 34, 28
     group_w = 78
     plot_h = 170
@@ -250,7 +284,7 @@ def column_chart(months: list[str], series: list[tuple[str, str, list[int]]], ti
             x = gx + j * col_w
             fill = f'fill="url(#{chart_id}-hatch)" class="bar small small-{cls}"' if small else f'class="bar {cls}"'
             parts.append(f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{col_w - 2:.1f}" height="{h:.1f}" '
-                         f'{fill}><title>{escape(name)} {escape(month)}: {shown(value)}</title></rect>')
+                         f'{fill}><title>{escape(name)} {escape(month)}: {shown(value, SMALL)}</title></rect>')
         parts.append(f'<text x="{gx + (group_w - 14) / 2:.1f}" y="{top + plot_h + 16}" text-anchor="middle" '
                      f'class="tick">{escape(month)}</text>')
     # legend
@@ -263,7 +297,7 @@ def column_chart(months: list[str], series: list[tuple[str, str, list[int]]], ti
         parts.append(f'<text x="{lx + 17}" y="14" class="legend">{escape(name)}</text>')
         lx += 30 + 7.5 * len(name)
     parts.append(f'<rect x="{lx}" y="4" width="12" height="12" rx="2" fill="url(#{chart_id}-hatch)" '
-                 f'class="bar small"/><text x="{lx + 17}" y="14" class="legend">&lt; 5</text>')
+                 f'class="bar small"/><text x="{lx + 17}" y="14" class="legend">&lt; {SMALL}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
 

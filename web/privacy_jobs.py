@@ -1,0 +1,127 @@
+"""The worker's daily jobs: verify every audit chain (alerting the admins once per break) and apply retention.
+
+Both are also commands: `traject audit verify` (read only) and `traject privacy retention`.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from datetime import datetime, timedelta
+
+from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from engine import audit, privacy
+from engine.models import Case, Notification, RoleAssignment, User
+
+from .extensions import db
+
+log = logging.getLogger("web.worker")
+
+ALERT_KIND = audit.BREAK_ALERT_KIND
+
+
+def pseudonym_key(app: Flask) -> bytes:
+    """TRAJECT_PSEUDONYM_KEY, else a key derived from SECRET_KEY (then a new SECRET_KEY makes new pseudonyms)."""
+    configured = app.config.get("TRAJECT_PSEUDONYM_KEY")
+    if configured:
+        return configured.encode()
+    return hmac.new(app.config["SECRET_KEY"].encode(), b"traject-pseudonym-key", hashlib.sha256).digest()
+
+
+def admins(session) -> list[int]:
+    return list(session.scalars(
+        select(User.id).join(RoleAssignment, RoleAssignment.user_id == User.id)
+        .where(RoleAssignment.role == "admin", User.active.is_(True)).distinct().order_by(User.id)))
+
+
+def break_key(brk: audit.Break) -> str:
+    ident = hashlib.sha256(f"{brk.case_id}:{brk.seq}:{brk.problem}".encode()).hexdigest()[:20]
+    return f"audit-break:{ident}:"
+
+
+def check_audit(app: Flask, now: datetime | None = None) -> dict:
+    """Verify every chain; each break not reported before goes to every active admin (outbox) and the log."""
+    session = db.session
+    now = now or app.extensions["traject"].clock.now()
+    cases, events, breaks = audit.find_breaks(session)
+    session.rollback()
+    alerted = known = 0
+    for brk in breaks:
+        prefix = break_key(brk)
+        if session.scalar(select(Notification.id).where(Notification.idempotency_key.like(prefix + "%")).limit(1)):
+            known += 1
+            log.warning("audit chain still broken: %s (the admins were alerted before)", brk)
+            continue
+        recipients = admins(session)
+        case_id = brk.case_id if session.get(Case, brk.case_id) is not None else None
+        where = f"zaak {brk.case_id}" + (f", gebeurtenis {brk.seq}" if brk.seq is not None else "")
+        body = (f"De dagelijkse controle van het audit-spoor vond een breuk: {where}.\n"
+                f"Probleem: {brk.problem}\n\nControleer met `traject audit verify --case {brk.case_id}` en "
+                "vergelijk met de laatste back-up. / The daily audit check found a broken chain.")
+        for uid in recipients:
+            session.add(Notification(
+                idempotency_key=f"{prefix}user:{uid}", case_id=case_id, event_seq=None, recipient_user_id=uid,
+                recipient_address=None, recipient_role="admin", kind=ALERT_KIND,
+                subject=f"Audit-spoor verbroken: {where}", body_text=body, attachments=[], status="pending",
+                attempts=0, next_attempt_at=now, created_at=now,
+                data={"case_id": brk.case_id, "seq": brk.seq, "problem": brk.problem}))
+        try:
+            session.commit()
+        except IntegrityError:  # another worker reported it at the same moment
+            session.rollback()
+            known += 1
+            continue
+        if recipients:
+            alerted += 1
+            log.error("AUDIT CHAIN BROKEN: %s; %d admin(s) alerted", brk, len(recipients))
+        else:
+            log.error("AUDIT CHAIN BROKEN: %s; no active admin to alert", brk)
+    return {"cases": cases, "events": events, "breaks": len(breaks), "alerted": alerted, "known": known}
+
+
+def run_retention(app: Flask, now: datetime | None = None, dry_run: bool = False,
+                  case_ids=None) -> privacy.RetentionResult:
+    now = now or app.extensions["traject"].clock.now()
+    result = privacy.apply_retention(db.session, app.config.get("TRAJECT_RETENTION") or {}, now,
+                                     pseudonym_key(app), dry_run=dry_run, case_ids=case_ids)
+    if result.pseudonymised or result.erased or result.failed:
+        log.info("retention%s: %s", " (dry run)" if dry_run else "", result.summary())
+    return result
+
+
+class DailyJobs:
+    """Bound to a Worker: each job in an app context, its session removed, its failure logged."""
+
+    def __init__(self, worker):
+        self.worker = worker
+        self.app = worker.app
+
+    def _run(self, what: str, fn) -> None:
+        with self.app.app_context():
+            try:
+                fn(self.app)
+            except Exception:
+                db.session.rollback()
+                log.exception("%s failed; it runs again at the next interval", what)
+            finally:
+                db.session.remove()
+
+    def audit_check(self) -> None:
+        self._run("the audit check", check_audit)
+
+    def retention(self) -> None:
+        self._run("retention", run_retention)
+
+
+def add_daily_jobs(worker, first: datetime, guard=None) -> DailyJobs:
+    """The audit check and retention on the worker's scheduler: daily, the first run a minute after start."""
+    jobs = DailyJobs(worker)
+    interval = float(worker.app.config.get("TRAJECT_DAILY_INTERVAL") or 86400)
+    start = first + timedelta(seconds=min(interval, 60.0))
+    for job in (jobs.audit_check, jobs.retention):
+        worker.scheduler.add_job(guard(job) if guard else job, "interval", seconds=interval, id=job.__name__,
+                                 next_run_time=start, coalesce=True, max_instances=1, misfire_grace_time=None)
+    return jobs

@@ -1,0 +1,86 @@
+"""Security headers on every response, and HTTPS awareness behind a reverse proxy.
+
+- A Content-Security-Policy on every response. Pages: scripts and styles from this origin only
+  (no inline script, no inline style: the templates have none, the SVG charts are coloured from
+  app.css), no framing, forms post only here, no <base>. Everything else (JSON, CSV, PDF, ZIP,
+  static files) gets `default-src 'none'`: nothing in it may load anything; a PDF only
+  `frame-ancestors 'none'` (Chromium's viewer needs the rest). A view may set its
+  own policy (the API's SVG diagrams allow exactly their one <style> element by its hash).
+- X-Frame-Options DENY, X-Content-Type-Options nosniff, Referrer-Policy same-origin (not
+  no-referrer: Flask-WTF checks the Referer of a form post over HTTPS, which same-origin keeps),
+  Cross-Origin-Opener-Policy same-origin.
+- Cache-Control no-store on every response but static files: pages and API answers carry
+  personal data and must not stay in a shared or browser cache.
+- Behind HTTPS: the session cookie is marked Secure whenever the request came over HTTPS (or
+  always, with SESSION_COOKIE_SECURE=1), and Strict-Transport-Security is sent. Behind a reverse
+  proxy that terminates TLS, set TRAJECT_PROXY=N (the number of proxies in front, usually 1): the
+  X-Forwarded-For/-Proto/-Host/-Port/-Prefix headers of that many hops are then trusted
+  (werkzeug's ProxyFix), so `request.is_secure` and the client address (rate limits) are right.
+  Without TRAJECT_PROXY those headers are ignored: a client cannot forge them.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from flask import Flask, Response, has_request_context, request
+from flask.sessions import SecureCookieSessionInterface
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+)
+NONE_CSP = "default-src 'none'; frame-ancestors 'none'; form-action 'none'; base-uri 'none'"
+# Chromium shows a PDF in a synthetic page with an <embed> and inline styles, to which the PDF's own
+# policy applies: any fetch directive leaves the viewer blank. A PDF runs no script of ours anyway.
+PDF_CSP = "frame-ancestors 'none'"
+HSTS = "max-age=31536000; includeSubDomains"
+HEADERS = {
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+def style_hash(css: str) -> str:
+    """A CSP source allowing exactly one <style> element with this content."""
+    return "'sha256-" + base64.b64encode(hashlib.sha256(css.encode("utf-8")).digest()).decode() + "'"
+
+
+def svg_policy(css: str) -> str:
+    """For a standalone SVG with one <style> element: that style, nothing else."""
+    return f"default-src 'none'; style-src {style_hash(css)}; frame-ancestors 'none'"
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the Secure flag on every response to an HTTPS request."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config.get("SESSION_COOKIE_SECURE")) or (has_request_context() and request.is_secure)
+
+
+def _headers(response: Response) -> Response:
+    static = request.endpoint == "static"
+    if "Content-Security-Policy" not in response.headers:
+        response.headers["Content-Security-Policy"] = {"text/html": PAGE_CSP, "application/pdf": PDF_CSP}.get(
+            response.mimetype, NONE_CSP)
+    for name, value in HEADERS.items():
+        response.headers.setdefault(name, value)
+    if not static:
+        response.headers["Cache-Control"] = "no-store"
+        response.headers.pop("Expires", None)
+        response.headers.pop("Last-Modified", None)
+    if request.is_secure:
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
+    return response
+
+
+def register(app: Flask) -> None:
+    """Called from create_app: ProxyFix when configured, secure session cookies, the headers."""
+    hops = int(app.config.get("TRAJECT_PROXY") or 0)
+    if hops > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)
+    app.session_interface = SessionInterface()
+    app.after_request(_headers)
