@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy import delete, text
 
 from .browsing import LAPTOP
 
@@ -111,13 +110,6 @@ def new_context(browser, live):
 
 
 def _empty(engine) -> None:
-    """Every table but the stored definitions, as tests/conftest.py does after each test."""
-    from engine.models import Base, WorkflowDefinition
+    from flows import empty_tables
 
-    tables = [t for t in reversed(Base.metadata.sorted_tables) if t.name != WorkflowDefinition.__tablename__]
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables) + " RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                conn.execute(delete(table))
+    empty_tables(engine)
