@@ -119,16 +119,26 @@ def main() -> None:
                 res[which].append(timed(lambda: transition._fire_loop(app, world, chunk, "step1", {"note": "x"})))
         print(summary(f"transition {workflow}.step1 (fire + commit)", res, per))
 
-    # The six-step instance of the SpiffWorkflow comparison.
+    # The six-step instance of the SpiffWorkflow comparison, with SpiffWorkflow's in the same loop.
     t = peer.Traject(app, world)
     per = 30
     res = {"before": [], "after": []}
+    spiff_times = []
     with app.app_context():
+        spiff = peer.Spiff(db.engine)
+        for _ in range(3):
+            spiff.instance()
         for _ in range(args.reps):
             for which in ("before", "after"):
                 variants.use(which)
                 res[which].append(timed(lambda: [t.instance() for _ in range(per)]))
+            spiff_times.append(timed(lambda: [spiff.instance() for _ in range(per)]))
     print(summary("six-step instance (open + 6 × fire, each committed)", res, per))
+    spiff_wall = statistics.median(x[0] for x in spiff_times)
+    print("  Traject ÷ SpiffWorkflow (wall, same loop): before "
+          f"{statistics.median(x[0] for x in res['before']) / spiff_wall:.2f}×, after "
+          f"{statistics.median(x[0] for x in res['after']) / spiff_wall:.2f}× (SpiffWorkflow "
+          f"{spiff_wall / per * 1e3:.2f} ms per instance)")
     with app.app_context():
         db.session.remove()
         db.engine.dispose()

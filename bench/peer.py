@@ -21,7 +21,7 @@ import time
 
 from sqlalchemy import text
 
-from .common import BENCH, Row, log, make_app, seed, stats
+from .common import BENCH, Row, counted, log, make_app, seed, stats
 
 SPIFF_DDL = {
     "sqlite": "CREATE TABLE IF NOT EXISTS spiff_instance (id INTEGER PRIMARY KEY, state TEXT NOT NULL)",
@@ -116,6 +116,11 @@ def run(url: str, backend: str, quick: bool) -> list[Row]:
         for _ in range(5):  # warm both: parsers, caches, compiled statements
             spiff.instance()
             traject.instance()
+        statements = {}
+        for name, runner in (("traject", traject), ("spiff", spiff)):
+            with counted(db.engine) as seen:
+                runner.instance()
+            statements[name] = len(seen)
         times = {"spiff": [], "traject": []}
         cpu = {"spiff": 0.0, "traject": 0.0}
         done = 0
@@ -141,6 +146,7 @@ def run(url: str, backend: str, quick: bool) -> list[Row]:
                 f"ms (min {per['traject']['min'] * 1e3:.1f}), SpiffWorkflow median "
                 f"{per['spiff']['median'] * 1e3:.1f} ms (min {per['spiff']['min'] * 1e3:.1f}); "
                 f"{len(times['traject'])} alternating chunks of {chunk}; CPU time of this process: Traject "
-                f"{cpu['traject']:.1f} s, SpiffWorkflow {cpu['spiff']:.1f} s"),
+                f"{cpu['traject']:.1f} s, SpiffWorkflow {cpu['spiff']:.1f} s; SQL statements per instance (without BEGIN/"
+                f"COMMIT): Traject {statements['traject']}, SpiffWorkflow {statements['spiff']}"),
         extra={"cpu": cpu}))
     return rows

@@ -137,19 +137,18 @@ def _busy_others() -> float:
         import psutil
     except ImportError:
         return float("nan")
-    mine = {os.getpid()}
 
-    def total():
-        t = 0.0
+    def sample():
+        out = {}
         for p in psutil.process_iter(["pid", "cpu_times"]):
-            if p.info["pid"] in mine or p.info["cpu_times"] is None:
-                continue
-            t += p.info["cpu_times"].user + p.info["cpu_times"].system
-        return t
+            if p.info["pid"] != os.getpid() and p.info["cpu_times"] is not None:
+                out[p.info["pid"]] = p.info["cpu_times"].user + p.info["cpu_times"].system
+        return out
 
-    a = total()
+    a = sample()
     time.sleep(1.0)
-    return total() - a
+    b = sample()
+    return sum(b[pid] - a[pid] for pid in b if pid in a)  # processes alive in both samples
 
 
 # -- output ----------------------------------------------------------------------------------
@@ -248,11 +247,17 @@ def main() -> int:
     parser.add_argument("--durable-pg", action="store_true",
                         help="also measure the transition with fsync=on (ALTER SYSTEM: throwaway clusters only)")
     parser.add_argument("--results", default=None, help="default bench/RESULTS.md (quick: bench/RESULTS-quick.md)")
+    parser.add_argument("--render", metavar="RESULTS.json", help="rewrite RESULTS.md from a saved run, measuring nothing")
     parser.add_argument("--only", help=argparse.SUPPRESS)
     parser.add_argument("--backend", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    if args.render:  # the results file again from its .json (e.g. after editing OPTIMISATIONS.md)
+        saved = json.loads(Path(args.render).read_text())
+        write_results(Path(args.render).with_suffix(".md"), saved["rows"], saved["facts"], saved["command"],
+                      saved["seconds"], saved["quick"])
+        return 0
     if args.only:  # a child: one part on one backend
         rows = run_part(args.only, args.backend, args.quick, args.durable_pg)
         Path(args.out).write_text(json.dumps([r.to_dict() for r in rows]))
@@ -295,6 +300,8 @@ def main() -> int:
     seconds = time.perf_counter() - started
     facts["load_average_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     results = Path(args.results) if args.results else BENCH / ("RESULTS-quick.md" if args.quick else "RESULTS.md")
+    results.with_suffix(".json").write_text(json.dumps(
+        {"rows": rows, "facts": facts, "command": command, "seconds": seconds, "quick": args.quick}, indent=1))
     write_results(results, rows, facts, command, seconds, args.quick)
     log(f"\n{console(rows)}\n\n{sum(r['met'] is True for r in rows)} of {len(rows)} figures meet their target; "
         f"{len(failures)} parts failed{': ' + ', '.join(failures) if failures else ''}. "
