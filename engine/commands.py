@@ -134,14 +134,24 @@ class Engine:
         return case
 
     def available_triggers(self, case: Case, actor: Actor, overdue: bool = False) -> list[str]:
-        definition = self.definition(case.definition)
-        roles = actor.roles_on(case)
+        return self.triggers_for(self.definition(case.definition), case.state, actor.roles_on(case), overdue)
+
+    def triggers_for(self, definition: Definition, state: str, roles: set[str], overdue: bool = False) -> list[str]:
         out = []
-        for trigger in triggers_from(definition.machine, case.state):
-            step = definition.step(trigger, case.state)
-            if step and self.may(definition, step, case.state, roles, overdue):
+        for trigger in triggers_from(definition.machine, state):
+            step = definition.step(trigger, state)
+            if step and self.may(definition, step, state, roles, overdue):
                 out.append(trigger)
         return out
+
+    def definitions_by_id(self, session: Session, ids) -> dict[int, Definition]:
+        """Stored versions by row id, from the process cache where possible (one query for the rest)."""
+        found = {i: Definition._cache[i] for i in ids if i in Definition._cache}
+        missing = set(ids) - set(found)
+        if missing:
+            for row in session.scalars(select(WorkflowDefinition).where(WorkflowDefinition.id.in_(missing))):
+                found[row.id] = self.definition(row)
+        return found
 
     @staticmethod
     def may(definition: Definition, step: Step, state: str, roles: set[str], overdue: bool) -> bool:

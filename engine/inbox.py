@@ -70,14 +70,22 @@ def inbox(session: Session, engine, actor: Actor, now: datetime, horizon_days: i
     ownership = [Case.responsible_id == actor.id]
     for key, states in _owned_states(definitions, role_names):
         ownership.append(and_(Case.workflow_key == key, Case.state.in_(states)))
-    owned_cases = session.scalars(
-        select(Case).where(scope, Case.closed_at.is_(None), or_(*ownership)).order_by(Case.updated_at)
-    ).unique().all()
+    # Plain rows, not ORM cases: an opleider may own a thousand open cases, and their data is not needed.
+    owned_cases = session.execute(
+        select(Case.id, Case.workflow_key, Case.state, Case.title, Case.definition_id, Case.institution_id,
+               Case.region_id, Case.subject_id, Case.opened_by_id, Case.responsible_id)
+        .where(scope, Case.closed_at.is_(None), or_(*ownership)).order_by(Case.updated_at)
+    ).all()
+    by_id = engine.definitions_by_id(session, {c.definition_id for c in owned_cases})
+    triggers: dict[tuple, list] = {}
     for case in owned_cases:
-        definition = engine.definition(case.definition)
+        definition = by_id[case.definition_id]
         roles = actor.roles_on(case)
         owner = definition.state(case.state).get("owner")
-        if not engine.available_triggers(case, actor):
+        key = (case.definition_id, case.state, frozenset(roles))
+        if key not in triggers:
+            triggers[key] = engine.triggers_for(definition, case.state, roles)
+        if not triggers[key]:
             continue
         if owner and owner in roles and case.state.startswith(LADDER_PREFIXES):
             add(case, "escalation", detail=definition.state(case.state).get("label", case.state))
