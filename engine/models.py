@@ -93,6 +93,8 @@ class User(Base):
     language: Mapped[str] = mapped_column(String(5), default="nl")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
+    # Raised at logout and password change: every browser session of the user signed before ends.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
     roles: Mapped[list["RoleAssignment"]] = relationship(
         back_populates="user", lazy="selectin", cascade="all, delete-orphan"

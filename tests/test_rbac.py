@@ -524,6 +524,7 @@ def _send(region: Region, key: str, principal: str, obj=None):
         with client.session_transaction() as session:
             session["_user_id"] = str(region.users[principal])
             session["_fresh"] = True
+            session["epoch"] = _epoch(region, principal)  # a probed POST /logout ends earlier sessions
     if method == "GET":
         return client.get(path)
     return client.open(path, method=method, data=body or {})
@@ -665,8 +666,17 @@ def test_the_lists_show_exactly_the_cases_in_scope(region, principal):
     assert sorted(ids) == sorted(want)
     with client.session_transaction() as session:
         session["_user_id"] = str(region.users[principal])
+        session["epoch"] = _epoch(region, principal)
     html = client.get("/cases?status=all").get_data(as_text=True)
     assert {int(i) for i in re.findall(r'href="/cases/(\d+)"', html)} == want
+
+
+def _epoch(region, principal) -> int:
+    from engine.models import User
+    from web.extensions import db
+
+    with region.app.app_context():
+        return db.session.get(User, region.users[principal]).session_epoch
 
 
 def test_a_browser_session_does_not_open_the_api(region):
@@ -674,6 +684,7 @@ def test_a_browser_session_does_not_open_the_api(region):
     client = region.app.test_client()
     with client.session_transaction() as session:
         session["_user_id"] = str(region.users["admin"])
+        session["epoch"] = _epoch(region, "admin")
     assert client.get("/").status_code == 200
     for path in ("/api/v1/me", "/api/v1/cases", f"/api/v1/cases/{region.cases['internal@meander'].id}"):
         response = client.get(path)

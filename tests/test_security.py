@@ -297,6 +297,21 @@ def test_the_session_cookie_changes_at_login_and_an_old_one_carries_no_login(wor
     assert replay.get("/").headers["Location"].startswith("/login")
 
 
+def test_a_copied_session_cookie_stops_working_at_logout(world):
+    set_password(world, "opleider")
+    client = browser(world)
+    client.post("/login", data={"email": "opleider@test.nl", "password": PASSWORD, "csrf_token": csrf(client)})
+    stolen = cookie(client)
+    assert client.get("/").status_code == 200
+    thief = world.app.test_client()
+    thief.set_cookie("session", stolen)
+    assert thief.get("/").status_code == 200  # while the user is logged in, a copy works (a signed cookie)
+    assert client.post("/logout", data={"csrf_token": csrf(client, "/")}).status_code == 303
+    assert thief.get("/").status_code == 302  # ...but not after the logout
+    client.post("/login", data={"email": "opleider@test.nl", "password": PASSWORD, "csrf_token": csrf(client)})
+    assert client.get("/").status_code == 200 and thief.get("/").status_code == 302
+
+
 def test_logging_out_leaves_an_anonymous_session(world):
     client = browser(world, "opleider")
     token = csrf(client, "/")

@@ -87,8 +87,17 @@ class SessionUser:
 
 
 def load_session_user(user_id: str) -> SessionUser | None:
+    from flask import session
+
     try:
         user = db.session.get(User, int(user_id))
     except (TypeError, ValueError):
         return None
-    return SessionUser(user) if user is not None and user.active else None
+    if user is None or not user.active or session.get("epoch", 0) != (user.session_epoch or 0):
+        return None  # a session from before the last logout or password change
+    return SessionUser(user)
+
+
+def end_all_sessions(user: User) -> None:
+    """Every browser session of this user signed so far stops working (the caller commits)."""
+    user.session_epoch = (user.session_epoch or 0) + 1

@@ -9,7 +9,7 @@ from werkzeug.security import check_password_hash
 
 from engine.models import User
 
-from ..auth import SessionUser, check_credentials, hash_password
+from ..auth import SessionUser, check_credentials, end_all_sessions, hash_password
 from ..demo import DEMO_DOMAIN, email as demo_email
 from ..extensions import db, limiter
 from . import i18n, ui
@@ -29,6 +29,7 @@ def _start_session(user: User) -> None:
     lang = session.get("lang")
     session.clear()
     login_user(SessionUser(user))
+    session["epoch"] = user.session_epoch or 0
     if lang in i18n.LANGUAGES:
         session["lang"] = lang
 
@@ -94,6 +95,9 @@ def demo_login():
 @ui.post("/logout")
 def logout():
     lang = session.get("lang")
+    if current_user.is_authenticated:  # a copy of this cookie must not outlive the logout
+        end_all_sessions(current_user.user)
+        db.session.commit()
     logout_user()
     session.clear()
     if lang in i18n.LANGUAGES:
@@ -132,7 +136,9 @@ def password():
             errors["repeat"] = _("The two new passwords differ.")
         if not errors:
             user.password_hash = hash_password(new)
+            end_all_sessions(user)  # sessions elsewhere (a stolen cookie) end; this one continues
             db.session.commit()
+            session["epoch"] = user.session_epoch
             flash(_("Your password has been changed."), "success")
             return redirect(url_for("ui.dashboard"), 303)
     return render_template("password.html", errors=errors), (422 if errors else 200)
