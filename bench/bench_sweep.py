@@ -18,12 +18,15 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from dataclasses import astuple
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import create_engine, delete, func, select, text, update  # noqa: E402
+
+from bench.common import seed  # noqa: E402
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -43,25 +46,6 @@ def make_app(url: str, instance: Path):
     with app.app_context():
         sync_definitions(app)
     return app
-
-
-def seed_people(app):
-    from engine.models import Institution, Region, RoleAssignment, User
-    from web.extensions import db
-
-    with app.app_context():
-        region = Region(code="bench", name="Bench")
-        inst = Institution(code="bench", name="Bench MC", region=region)
-        db.session.add_all([region, inst])
-        db.session.flush()
-        users = []
-        for role in ("opleider", "aios"):
-            user = User(email=f"{role}@bench.nl", name=role, active=True, created_at=NOW)
-            user.roles.append(RoleAssignment(role=role, institution_id=inst.id, region_id=region.id))
-            db.session.add(user)
-            users.append(user)
-        db.session.commit()
-        return region.id, inst.id, users[0].id, users[1].id
 
 
 def add_deadlines(app, ids, n: int, due: bool, per_case: int = 10):
@@ -119,7 +103,7 @@ def run(url: str, n: int, label: str):
     instance = Path(tempfile.mkdtemp(prefix="traject-bench-"))
     app = make_app(url, instance)
     empty(app)
-    ids = seed_people(app)
+    ids = astuple(seed(app))  # (region, institution, opleider, aios)
     print(f"\n== {label}: {n:,} deadlines due at once")
 
     # Baseline: bulk-insert n outbox rows (what the sweep must write at the very least).

@@ -1,6 +1,8 @@
 """Walking real procedures through the HTTP API, shared by several test modules."""
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import delete, text
 
 from engine.models import Base, WorkflowDefinition
@@ -62,3 +64,19 @@ def to_guidance(opleider, aios, case):
 
 def evaluation(sufficient: bool, date="2026-04-01"):
     return {"evaluation": {"date": date, "summary": "Evaluatie", "sufficient": sufficient}}
+
+
+def browser(world, name: str | None = None, **kw):
+    """A test client with its own cookie jar, logged in as `name` (flask-login's session keys)."""
+    client = world.app.test_client(**kw)
+    if name:
+        with client.session_transaction() as session:
+            session["_user_id"] = str(world.users[name])
+            session["_fresh"] = True
+    return client
+
+
+def csrf_token(client, path="/") -> str:
+    """The CSRF token of the form on `path`."""
+    html = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)

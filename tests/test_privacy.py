@@ -345,7 +345,8 @@ def test_the_aios_sees_who_read_their_file_and_others_do_not(app, world):
 
 
 def test_the_case_page_shows_the_aios_who_read_their_file(app, world):
-    from test_web import browser, page
+    from flows import browser
+    from test_web import page
 
     opleider = world.api("opleider")
     case = open_internal(opleider, world.users["aios"])
@@ -483,7 +484,8 @@ def test_the_worker_runs_retention_daily(app, world, clock):
 
 
 def test_the_overview_page_hides_small_cells_with_the_configured_threshold(app, world):
-    from test_web import browser, page
+    from flows import browser
+    from test_web import page
 
     opleider, aios = world.api("opleider"), world.api("aios")
     for _ in range(3):

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from engine.models import AuthToken, User
-from flows import ok, open_internal, to_plan
+from flows import browser, csrf_token, ok, open_internal, to_plan
 
 API = "/api/v1"
 PASSWORD = "correct horse battery staple"
@@ -33,18 +33,8 @@ def set_password(world, *names, password=PASSWORD):
         db.session.commit()
 
 
-def browser(world, name=None, **kw):
-    client = world.app.test_client(**kw)
-    if name:
-        with client.session_transaction() as session:
-            session["_user_id"] = str(world.users[name])
-            session["_fresh"] = True
-    return client
-
-
 def csrf(client, path="/login") -> str:
-    html = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    return csrf_token(client, path)
 
 
 def cookie(client, name="session"):

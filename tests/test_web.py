@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import event, select
 
 from engine.models import AccessLog, Case, User
-from flows import PLAN, evaluation, fire, ok, open_internal, sign, to_guidance, to_plan
+from flows import PLAN, browser, csrf_token, evaluation, fire, ok, open_internal, sign, to_guidance, to_plan
 
 PASSWORD = "correct horse battery staple"
 WEB = Path(__file__).resolve().parent.parent / "web"
@@ -23,19 +23,7 @@ WEB = Path(__file__).resolve().parent.parent / "web"
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def browser(world, name: str | None = None):
-    """A test client with its own cookie jar, logged in as `name` (flask-login's session keys)."""
-    client = world.app.test_client()
-    if name:
-        with client.session_transaction() as session:
-            session["_user_id"] = str(world.users[name])
-            session["_fresh"] = True
-    return client
-
-
-def token(client, path="/") -> str:
-    html = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+token = csrf_token
 
 
 def page(response, status=200) -> str:

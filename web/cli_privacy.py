@@ -72,13 +72,7 @@ def retention_command(now_text, dry_run, case_ids):
 @with_appcontext
 def hold_command(case_id, reason, by):
     """Place a legal hold on a case: retention waits for it and its linked cases."""
-    try:
-        hold = privacy.place_hold(db.session, engine(), _admin_actor(by), case_id, reason, now())
-        db.session.commit()
-    except TrajectError as exc:
-        db.session.rollback()
-        raise click.ClickException(exc.message) from None
-    click.echo(json.dumps(privacy.hold_out(hold), default=str))
+    _change_hold(privacy.place_hold, by, case_id, reason)
 
 
 @privacy_group.command("lift")
@@ -88,8 +82,13 @@ def hold_command(case_id, reason, by):
 @with_appcontext
 def lift_command(hold_id, reason, by):
     """Lift a legal hold."""
+    _change_hold(privacy.lift_hold, by, hold_id, reason)
+
+
+def _change_hold(action, by: str, target_id: int, reason: str) -> None:
+    """Place or lift a hold as the named administrator, commit, and print the hold as JSON."""
     try:
-        hold = privacy.lift_hold(db.session, engine(), _admin_actor(by), hold_id, reason, now())
+        hold = action(db.session, engine(), _admin_actor(by), target_id, reason, now())
         db.session.commit()
     except TrajectError as exc:
         db.session.rollback()
