@@ -41,7 +41,7 @@ def make_app(url: str, instance: Path):
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TRAJECT_INSTANCE": str(instance), "CLOCK": FixedClock(NOW)})
     with app.app_context():
         upgrade()
-    from web.app import sync_definitions
+    from web.runtime import sync_definitions
 
     with app.app_context():
         sync_definitions(app)
@@ -98,7 +98,7 @@ def timed(fn, repeat=1):
 def run(url: str, n: int, label: str):
     from engine.models import Deadline, Notification
     from web.extensions import db
-    from web.worker import drain_outbox, sweep_deadlines
+    from web.jobs.passes import drain_outbox, sweep_deadlines
 
     instance = Path(tempfile.mkdtemp(prefix="traject-bench-"))
     app = make_app(url, instance)

@@ -100,7 +100,8 @@ def make_app(url: str, *, clock=None, extra_definitions: bool = True, **override
     os.environ["TRAJECT_ENV"] = "testing"
     from engine.clock import FixedClock
     from engine.definitions import load_directory
-    from web.app import create_app, sync_definitions
+    from web.app import create_app
+    from web.runtime import sync_definitions
 
     instance = overrides.pop("TRAJECT_INSTANCE", None) or tempfile.mkdtemp(prefix="traject-bench-instance-")
     create_schema(url)

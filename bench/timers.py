@@ -164,7 +164,7 @@ def worker_rss(url: str, instance: str, seconds: float = 5.0) -> dict:
 def run(url: str, backend: str, quick: bool) -> list[Row]:
     from engine.models import Deadline
     from web.extensions import db
-    from web.worker import sweep_deadlines
+    from web.jobs.passes import sweep_deadlines
 
     n = 2_000 if quick else 10_000
     # The naive design is the slow one (storing its jobs alone takes longer than the sweep): fewer runs.

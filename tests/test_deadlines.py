@@ -15,7 +15,7 @@ from engine.definitions import parse
 from engine.models import AuditEvent, Case, Deadline, Notification
 from flows import open_internal, to_guidance
 from web.extensions import db
-from web.worker import sweep_deadlines
+from web.jobs.passes import sweep_deadlines
 from workflows import DEFINITIONS_DIR, make_registry
 
 UTC = timezone.utc

@@ -20,7 +20,7 @@ from notifications import attachments, outbox
 from notifications.backends import FileBackend, SendGridBackend, SMTPBackend, retry_after
 from notifications.render import MailSettings, compose
 from web.extensions import db
-from web.worker import one_pass
+from web.jobs.passes import one_pass
 
 UTC = timezone.utc
 SETTINGS = MailSettings(sender="Traject <noreply@traject.test>", base_url="https://traject.test")

@@ -64,7 +64,8 @@ def outage_app(cluster, tmp_path, monkeypatch):
     monkeypatch.setenv("TRAJECT_ENV", "testing")
     from flask_migrate import upgrade
 
-    from web.app import create_app, sync_definitions
+    from web.app import create_app
+    from web.runtime import sync_definitions
     from web.auth import issue_token
 
     clock = FixedClock(START)
@@ -112,7 +113,7 @@ UNAVAILABLE = {"error": {"code": "unavailable", "message": "the database is unav
 
 
 def test_the_web_answers_503_while_the_database_is_away_and_recovers(cluster, outage_app):
-    from web.schemas import ErrorSchema
+    from web.api.schemas import ErrorSchema
 
     app, _clock, ids, token = outage_app
     api = Api(app, token)
@@ -147,7 +148,7 @@ def test_the_web_answers_503_while_the_database_is_away_and_recovers(cluster, ou
 
 
 def test_the_worker_backs_off_while_the_database_is_away_and_loses_no_deadline(cluster, outage_app, caplog):
-    from web.worker import Worker
+    from web.jobs.worker import Worker
 
     app, clock, ids, token = outage_app
     api = Api(app, token)

@@ -184,7 +184,7 @@ def test_a_consultation_that_is_complied_with_closes_and_meets_its_term(world):
 
 def test_a_region_override_makes_a_new_version_and_running_cases_keep_their_terms(app, world, clock):
     from engine.definitions import Definition
-    from web.app import sync_definitions
+    from web.runtime import sync_definitions
     from workflows import load_definitions
 
     before = signal(world)

@@ -27,7 +27,7 @@ from engine.models import (
 )
 from flows import PLAN, evaluation, fire, ok, open_internal, sign, to_guidance, to_plan
 from web.extensions import db
-from web.privacy_jobs import pseudonym_key
+from web.jobs.daily import pseudonym_key
 
 COMMENT = "Ik zie het anders, maar doe mee."
 TWO_YEARS_AND_A_DAY = "2028-03-03T12:00:00Z"  # the fixed clock closes cases on 2 March 2026, 09:00 UTC
@@ -435,8 +435,8 @@ def test_privacy_export_gives_a_person_what_is_held_about_them(app, world, runne
 def test_the_daily_check_alerts_every_admin_once_per_break(app, world, runner, caplog):
     from test_audit import tamper
 
-    from web.privacy_jobs import ALERT_KIND, check_audit
-    from web.worker import Worker
+    from web.jobs.daily import ALERT_KIND, check_audit
+    from web.jobs.worker import Worker
 
     first = open_internal(world.api("opleider"), world.users["aios"])
     second = open_internal(world.api("opleider"), world.users["aios2"])
@@ -446,8 +446,8 @@ def test_the_daily_check_alerts_every_admin_once_per_break(app, world, runner, c
         assert check_audit(app)["breaks"] == 0
     tamper(app, f"UPDATE audit_event SET data = '{{}}' WHERE case_id = {first['id']} AND seq = 1")
     with caplog.at_level(logging.WARNING, logger="web.worker"):
-        worker.daily.audit_check()  # the scheduler's job: app context, session, errors handled
-        worker.daily.audit_check()
+        worker.audit_check()  # the scheduler's job: app context, session, errors handled
+        worker.audit_check()
     broken = [r for r in caplog.records if "AUDIT CHAIN BROKEN" in r.getMessage()]
     assert len(broken) == 1 and broken[0].levelno == logging.ERROR
     assert f"case {first['id']}, event 1" in broken[0].getMessage()
@@ -470,11 +470,11 @@ def test_the_daily_check_alerts_every_admin_once_per_break(app, world, runner, c
 
 
 def test_the_worker_runs_retention_daily(app, world, clock):
-    from web.worker import Worker
+    from web.jobs.worker import Worker
 
     case, _ = closed_case(world)
     clock.advance(days=365 * 2 + 2)
-    Worker(app, 5).daily.retention()
+    Worker(app, 5).retention()
     with app.app_context():
         assert db.session.get(CaseRetention, case["id"]).action == "pseudonymised"
         assert audit.verify(db.session)[2] is None

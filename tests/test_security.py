@@ -94,7 +94,7 @@ def test_every_page_and_api_answer_carries_the_security_headers(world):
 def test_a_diagram_may_apply_exactly_its_own_style_element(world):
     import base64
 
-    from web.api import DIAGRAM_STYLE
+    from web.api.diagrams import DIAGRAM_STYLE
 
     response = world.api("opleider").get("/workflows/internal_guidance/diagram.svg")
     assert response.status_code == 200 and response.mimetype == "image/svg+xml"

@@ -23,7 +23,7 @@ from engine.models import Deadline, Notification, WorkerHeartbeat
 from flows import open_internal
 from mailservers import free_port
 from web.extensions import db
-from web.worker import Worker
+from web.jobs.worker import Worker
 
 TRAJECT = str(Path(sys.executable).parent / "traject")
 

@@ -20,6 +20,7 @@ from engine.models import Case, Institution, Region, RoleAssignment, User
 
 from .auth import hash_password
 from .extensions import db
+from .runtime import sync_definitions
 
 DEMO_DOMAIN = "demo.traject.nl"
 REGION = ("cluster-utrecht", "Cluster Utrecht — anesthesiologie")
@@ -71,8 +72,6 @@ def _user(address: str, name: str, role: str, inst: Institution | None, region: 
 
 
 def load(app, scale: int = 0, echo=print) -> None:
-    from .app import sync_definitions
-
     sync_definitions(app)
     eng: Engine = app.extensions["traject"]
     now = eng.clock.now()

@@ -13,7 +13,7 @@ from engine import audit
 from engine.models import Case, Institution, Notification, Region, User, WorkerHeartbeat, WorkflowDefinition
 
 from ..extensions import db
-from . import ui
+from .blueprint import ui
 
 
 def admin_only(view):

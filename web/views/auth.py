@@ -12,7 +12,8 @@ from engine.models import User
 from ..auth import SessionUser, check_credentials, end_all_sessions, hash_password
 from ..demo import DEMO_DOMAIN, email as demo_email
 from ..extensions import db, limiter
-from . import i18n, ui
+from . import i18n
+from .blueprint import ui
 
 MIN_PASSWORD = 12
 

@@ -5,10 +5,9 @@ again with the message inline, next to the form that caused it, in plain languag
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
-from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
@@ -17,21 +16,16 @@ from markupsafe import Markup
 from engine.errors import Forbidden, PreconditionFailed, TransitionNotAllowed, ValidationError, VersionConflict
 from engine.models import Case
 
-try:
-    from engine.scope import redact
-except ImportError:  # before confidential fields existed
-    def redact(confidential, data, roles):
-        return data
+from engine.scope import redact
 
-from .. import access_log
-from ..api import log_read
+from .. import access_log, exports
+from ..access_log import log_read
 from ..extensions import db
-from ..services import engine, now
-from . import data, forms, i18n, svg, ui
+from ..runtime import engine, now
+from .. import svg
+from . import data, forms, i18n
+from .blueprint import ui
 from .dashboard import open_form
-
-PDF_RULE = re.compile(r"/api/v1/documents/<int(\([^)]*\))?:document_id>/pdf")
-DOSSIER_RULE = re.compile(r"/api/v1/cases/<int(\([^)]*\))?:case_id>/dossier\.zip")
 
 
 @dataclass
@@ -144,7 +138,7 @@ def render_case(case_id: int, state: FormState | None = None, status: int = 200)
             "can_sign": can_sign,
             "may_disagree": actor.id == case_.subject_id,
             "state": mine,
-            "pdf": url_for("ui.document_pdf", document_id=latest.id) if _pdf_view() else None,
+            "pdf": url_for("ui.document_pdf", document_id=latest.id),
         })
     ordered = [s["name"] for s in definition.states]
     visited = {e.to_state for e in page.events if e.to_state} | {e.from_state for e in page.events if e.from_state}
@@ -163,7 +157,7 @@ def render_case(case_id: int, state: FormState | None = None, status: int = 200)
         trigger_forms=trigger_forms, document_forms=document_forms, child_forms=child_forms, state=state,
         related=[(c, engine().definition(c.definition)) for c in page.related],
         subject=page.people.get(case_.subject_id, ""), responsible=page.people.get(case_.responsible_id, ""),
-        dossier_url=url_for("ui.dossier", case_id=case_.id) if _dossier_view() else None,
+        dossier_url=url_for("ui.dossier", case_id=case_.id),
         readers=_readers(case_, actor),
     )
     db.session.commit()  # the access log
@@ -394,41 +388,16 @@ def sign(document_id: int):
     return _back(case_.id, f"doc-{doc.kind}")
 
 
-def _api_view(pattern: re.Pattern):
-    """The API's view for a GET rule, when the API offers it (PDFs and exports are rendered there)."""
-    for rule in current_app.url_map.iter_rules():
-        if pattern.fullmatch(rule.rule) and "GET" in (rule.methods or ()):
-            return current_app.view_functions[rule.endpoint]
-    return None
-
-
-def _pdf_view():
-    return _api_view(PDF_RULE)
-
-
-def _dossier_view():
-    return _api_view(DOSSIER_RULE)
-
-
 @ui.get("/documents/<int(max=9223372036854775807):document_id>/pdf")
 @login_required
 def document_pdf(document_id: int):
-    view = _pdf_view()
-    if view is None:
-        abort(404)
-    engine().get_document(db.session, g.actor, document_id)  # 404 outside scope, before anything renders
-    # the API's view with the session's user (g.user, g.actor are set as the API's authentication sets them)
-    return view(document_id=document_id)
+    return exports.document_pdf(document_id)
 
 
 @ui.get("/cases/<int(max=9223372036854775807):case_id>/dossier.zip")
 @login_required
 def dossier(case_id: int):
-    view = _dossier_view()
-    if view is None:
-        abort(404)
-    engine().get_case(db.session, g.actor, case_id)  # 404 outside scope
-    return view(case_id=case_id)
+    return exports.dossier_zip(case_id)
 
 
 # -- opening ----------------------------------------------------------------------------------

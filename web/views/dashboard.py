@@ -11,8 +11,10 @@ from sqlalchemy import insert, or_
 from engine.models import AccessLog, Case, Institution
 
 from ..extensions import db
-from ..services import engine, now
-from . import data, forms, i18n, svg, ui
+from ..runtime import engine, now
+from .. import svg
+from . import data, forms, i18n
+from .blueprint import ui
 
 ROLE_ORDER = ["opleider", "aios", "coc_chair", "hr", "rvb", "rso_board", "r_coc_chair", "regio_bestuur",
               "vertrouwenspersoon", "admin"]

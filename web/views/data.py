@@ -25,7 +25,7 @@ from engine.models import (
 from engine.scope import Actor
 
 from ..extensions import db
-from ..services import engine
+from ..runtime import engine
 from . import i18n
 
 OVERVIEW_ROLES = ("regio_bestuur", "rso_board", "r_coc_chair", "admin")

@@ -105,7 +105,7 @@ def export(session, engine, actor: Actor, case_id: int, now: datetime) -> tuple[
     generated = isoformat_utc(now)
     files["README.txt"] = README.format(case_id=case_id, ids=", ".join(str(c.id) for c in cases),
                                         generated=generated).encode()
-    files["verify.py"] = (Path(__file__).parent / "dossier_verify.py").read_bytes()
+    files["verify.py"] = (Path(__file__).parent / "verify_dossier.py").read_bytes()
     manifest = _json({"format": "traject-dossier/1", "case_id": case_id, "generated_at": generated,
                       "generated_by": actor.id, "cases": manifest_cases,
                       "files": {path: sha256_hex(body) for path, body in sorted(files.items())}})

@@ -17,7 +17,7 @@ from functools import wraps
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from .extensions import db
+from ..extensions import db
 
 log = logging.getLogger("web.worker")
 

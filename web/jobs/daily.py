@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from flask import Flask
 from sqlalchemy import select
@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from engine import audit, privacy
 from engine.models import Case, Notification, RoleAssignment, User
 
-from .extensions import db
+from ..extensions import db
 
 log = logging.getLogger("web.worker")
 
@@ -90,38 +90,3 @@ def run_retention(app: Flask, now: datetime | None = None, dry_run: bool = False
     if result.pseudonymised or result.erased or result.failed:
         log.info("retention%s: %s", " (dry run)" if dry_run else "", result.summary())
     return result
-
-
-class DailyJobs:
-    """Bound to a Worker: each job in an app context, its session removed, its failure logged."""
-
-    def __init__(self, worker):
-        self.worker = worker
-        self.app = worker.app
-
-    def _run(self, what: str, fn) -> None:
-        with self.app.app_context():
-            try:
-                fn(self.app)
-            except Exception:
-                db.session.rollback()
-                log.exception("%s failed; it runs again at the next interval", what)
-            finally:
-                db.session.remove()
-
-    def audit_check(self) -> None:
-        self._run("the audit check", check_audit)
-
-    def retention(self) -> None:
-        self._run("retention", run_retention)
-
-
-def add_daily_jobs(worker, first: datetime, guard=None) -> DailyJobs:
-    """The audit check and retention on the worker's scheduler: daily, the first run a minute after start."""
-    jobs = DailyJobs(worker)
-    interval = float(worker.app.config.get("TRAJECT_DAILY_INTERVAL") or 86400)
-    start = first + timedelta(seconds=min(interval, 60.0))
-    for job in (jobs.audit_check, jobs.retention):
-        worker.scheduler.add_job(guard(job) if guard else job, "interval", seconds=interval, id=job.__name__,
-                                 next_run_time=start, coalesce=True, max_instances=1, misfire_grace_time=None)
-    return jobs

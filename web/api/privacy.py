@@ -14,11 +14,12 @@ from marshmallow import Schema, fields, validate
 
 from engine import privacy
 
-from . import access_log
-from .api import api, log_read
-from .errors import error_response
-from .extensions import db
-from .services import engine, now
+from .. import access_log
+from ..access_log import log_read
+from .blueprint import api
+from ..errors import error_response
+from ..extensions import db
+from ..runtime import engine, now
 
 ID = validate.Range(min=1, max=2**62)
 

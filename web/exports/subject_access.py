@@ -38,8 +38,8 @@ from engine.models import (
 )
 from engine.scope import redact
 
-from . import access_log
-from .extensions import db
+from .. import access_log
+from ..extensions import db
 
 FORMAT = "traject-subject-access/1"
 READS_NL = {"read": "opende de zaak", "list": "zag de zaak in een lijst", "events": "bekeek het audit-spoor",

@@ -1,0 +1,205 @@
+"""Cases: list, open, read, fire a trigger; their audit trail, messages and sealed dossier."""
+from __future__ import annotations
+
+import base64
+import binascii
+
+from flask import g
+from flask.views import MethodView
+from sqlalchemy import and_, exists, or_, select
+
+from engine.errors import ValidationError
+from engine.models import AuditEvent, Case, Deadline, Document, Institution, Notification, User
+from engine.scope import redact
+
+from ..access_log import log_reads
+from .. import exports
+from ..extensions import db
+from ..runtime import engine, now
+from .blueprint import api, visible_case
+from .documents import document_out
+from .openapi import BINARY
+from .schemas import CaseCreate, CasePage, CaseQuery, CaseSchema, EventSchema, NotificationSchema, TransitionRequest
+
+
+def serialize_cases(cases: list[Case]) -> list[dict]:
+    """Cases with their deadlines, documents and children: a fixed number of queries per page."""
+    if not cases:
+        return []
+    ids = [c.id for c in cases]
+    deadlines: dict[int, list] = {i: [] for i in ids}
+    for d in db.session.scalars(select(Deadline).where(Deadline.case_id.in_(ids)).order_by(Deadline.due_at)):
+        deadlines[d.case_id].append(
+            {"id": d.id, "kind": d.kind, "label": d.label, "due_at": d.due_at, "status": d.status,
+             "owner_role": d.owner_role})
+    documents: dict[int, list] = {i: [] for i in ids}
+    for doc in db.session.scalars(select(Document).where(Document.case_id.in_(ids))
+                                  .order_by(Document.kind, Document.version)):
+        documents[doc.case_id].append(document_out(doc))
+    children: dict[int, list] = {i: [] for i in ids}
+    for child_id, parent_id in db.session.execute(select(Case.id, Case.parent_id).where(Case.parent_id.in_(ids))
+                                                  .order_by(Case.id)):
+        children[parent_id].append(child_id)
+    eng, actor = engine(), g.actor
+    return [
+        {
+            "id": c.id, "workflow": c.workflow_key, "workflow_version": c.definition.version,
+            "institution": c.institution.code, "subject_id": c.subject_id,
+            "opened_by": None if _hidden(c, "opened_by") else c.opened_by_id,
+            "responsible_id": c.responsible_id, "title": c.title, "state": c.state, "version": c.version,
+            "opened_at": c.opened_at, "closed_at": c.closed_at, "data": _redacted(c, c.data),
+            "available_triggers": eng.available_triggers(
+                c, actor, overdue=any(d["status"] == "overdue" for d in deadlines[c.id])),
+            "deadlines": deadlines[c.id],
+            "documents": documents[c.id], "parent_id": c.parent_id, "child_ids": children[c.id],
+        }
+        for c in cases
+    ]
+
+
+def _roles(case: Case) -> set[str]:
+    roles = g.actor.roles_on(case)
+    return roles | {"superuser"} if g.actor.superuser else roles
+
+
+def _hidden(case: Case, field: str) -> bool:
+    allowed = engine().definition(case.definition).confidential.get(field)
+    return allowed is not None and case.opened_by_id != g.actor.id and not _roles(case) & set(allowed)
+
+
+def _redacted(case: Case, data: dict) -> dict:
+    """Confidential fields (e.g. who signalled) only for the roles the definition names, and the opener."""
+    confidential = engine().definition(case.definition).confidential
+    return redact(confidential, data, _roles(case) | {"opener"} if case.opened_by_id == g.actor.id else _roles(case))
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        value = int(base64.urlsafe_b64decode(cursor.encode() + b"==").decode())
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        value = -1
+    if not 0 < value < 2**63:
+        raise ValidationError("invalid cursor", {"cursor": ["invalid cursor"]})
+    return value
+
+
+def _encode_cursor(case_id: int) -> str:
+    return base64.urlsafe_b64encode(str(case_id).encode()).decode().rstrip("=")
+
+
+@api.route("/cases")
+class Cases(MethodView):
+    @api.arguments(CaseQuery, location="query")
+    @api.response(200, CasePage)
+    def get(self, query):
+        """Cases in your scope, newest first; `next` is the cursor of the following page."""
+        eng = engine()
+        q = select(Case).where(eng.scope(db.session, g.actor))
+        if "workflow" in query:
+            q = q.where(Case.workflow_key == query["workflow"])
+        if "state" in query:
+            q = q.where(Case.state == query["state"])
+        if "institution" in query:
+            q = q.where(Case.institution.has(Institution.code == query["institution"]))
+        if "overdue" in query:
+            late = exists().where(
+                Deadline.case_id == Case.id,
+                or_(Deadline.status == "overdue",
+                    and_(Deadline.status.in_(("pending", "reminded")), Deadline.due_at < now())),
+            )
+            q = q.where(late if query["overdue"] else ~late)
+        if "cursor" in query:
+            q = q.where(Case.id < _decode_cursor(query["cursor"]))
+        limit = query["limit"]
+        cases = list(db.session.scalars(q.order_by(Case.id.desc()).limit(limit + 1)).unique())
+        more = len(cases) > limit
+        cases = cases[:limit]
+        log_reads(cases, "list")
+        items = serialize_cases(cases)
+        db.session.commit()
+        return {"items": items, "next": _encode_cursor(cases[-1].id) if more else None}
+
+    @api.arguments(CaseCreate)
+    @api.response(201, CaseSchema)
+    def post(self, body):
+        """Open a case."""
+        case = engine().open_case(
+            db.session, g.actor, workflow=body["workflow"], institution=body["institution"],
+            subject_id=body.get("subject_id"), parent_id=body.get("parent_id"), title=body.get("title", ""),
+            data=body.get("data") or {},
+        )
+        db.session.commit()
+        return serialize_cases([case])[0]
+
+
+@api.route("/cases/<int(max=9223372036854775807):case_id>")
+class CaseOne(MethodView):
+    @api.response(200, CaseSchema)
+    def get(self, case_id):
+        """One case, with the triggers you may fire now."""
+        case = visible_case(case_id, "read")
+        out = serialize_cases([case])[0]
+        db.session.commit()
+        return out
+
+
+@api.route("/cases/<int(max=9223372036854775807):case_id>/transitions")
+class Transitions(MethodView):
+    @api.arguments(TransitionRequest)
+    @api.response(200, CaseSchema)
+    def post(self, body, case_id):
+        """Fire a trigger. One transaction: state, audit event, deadlines and outbox together."""
+        case = engine().fire(db.session, g.actor, case_id, body["trigger"], body["expected_version"],
+                             body.get("data") or {})
+        db.session.commit()
+        return serialize_cases([case])[0]
+
+
+@api.route("/cases/<int(max=9223372036854775807):case_id>/events")
+class Events(MethodView):
+    @api.response(200, EventSchema(many=True))
+    def get(self, case_id):
+        """The case's audit trail: one hash chain."""
+        case = visible_case(case_id, "events")
+        events = db.session.scalars(select(AuditEvent).where(AuditEvent.case_id == case.id)
+                                    .order_by(AuditEvent.seq)).all()
+        out = []
+        for ev in events:
+            row = {c: getattr(ev, c) for c in ("seq", "at", "actor_id", "type", "trigger", "from_state", "to_state",
+                                               "data", "hash", "prev_hash")}
+            data = dict(ev.data or {})
+            if isinstance(data.get("input"), dict):
+                data["input"] = _redacted(case, data["input"])
+            if ev.seq == 1 and _hidden(case, "opened_by"):
+                row["actor_id"] = None
+            row["data"] = data
+            out.append(row)
+        db.session.commit()
+        return out
+
+
+@api.route("/cases/<int(max=9223372036854775807):case_id>/notifications")
+class Notifications(MethodView):
+    @api.response(200, NotificationSchema(many=True))
+    def get(self, case_id):
+        """What the case has sent or will send, and to whom."""
+        case = visible_case(case_id, "notifications")
+        rows = db.session.execute(
+            select(Notification, User.email).outerjoin(User, User.id == Notification.recipient_user_id)
+            .where(Notification.case_id == case.id).order_by(Notification.id)).all()
+        db.session.commit()
+        return [
+            {"id": n.id, "recipient": email or n.recipient_address or "", "recipient_role": n.recipient_role,
+             "kind": n.kind, "subject": n.subject, "status": n.status, "attempts": n.attempts,
+             "created_at": n.created_at}
+            for n, email in rows
+        ]
+
+
+@api.route("/cases/<int(max=9223372036854775807):case_id>/dossier.zip")
+class Dossier(MethodView):
+    @api.response(200, BINARY, description="a sealed evidence pack of the case and its linked cases",
+                  content_type="application/zip")
+    def get(self, case_id):
+        """The dossier: PDFs, audit trails, a manifest of sha256 values and a verification script."""
+        return exports.dossier_zip(case_id)

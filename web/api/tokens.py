@@ -1,0 +1,58 @@
+"""Logging in and out (bearer tokens), and who you are."""
+from __future__ import annotations
+
+from flask import g, request
+from flask.views import MethodView
+
+from engine.models import User
+
+from .. import auth
+from ..errors import error_response
+from ..extensions import db, limiter
+from ..runtime import now
+from .blueprint import api
+from .schemas import MeSchema, TokenRequest, TokenResponse
+
+
+def _login_key() -> str:
+    body = request.get_json(silent=True)
+    email = body.get("email") if isinstance(body, dict) else None
+    return f"login:{str(email).strip().lower()}" if email else f"login-ip:{request.remote_addr}"
+
+
+@api.route("/auth/tokens")
+class Tokens(MethodView):
+    @api.arguments(TokenRequest)
+    @api.response(201, TokenResponse)
+    @api.alt_response(401, description="wrong e-mail or password")
+    @api.alt_response(429, description="too many failed attempts for this account")
+    @limiter.limit("10 per 15 minutes", key_func=_login_key, deduct_when=lambda r: r.status_code == 401,
+                   methods=["POST"])
+    def post(self, body):
+        """Log in: exchange e-mail and password for a bearer token."""
+        user = auth.check_credentials(body["email"], body["password"])
+        if user is None:
+            return error_response(401, "unauthenticated", "wrong e-mail or password")
+        token, expires = auth.issue_token(user, now())
+        db.session.commit()
+        return {"token": token, "expires_at": expires}
+
+    @api.response(204)
+    def delete(self):
+        """Log out: revoke the token used for this request."""
+        auth.revoke_current(now())
+        db.session.commit()
+        return None
+
+
+@api.route("/me")
+class Me(MethodView):
+    @api.response(200, MeSchema)
+    def get(self):
+        """Who am I, with which roles where."""
+        user: User = g.user
+        return {
+            "id": user.id, "email": user.email, "name": user.name,
+            "roles": [{"role": r.role, "institution": r.institution.code if r.institution else None}
+                      for r in user.roles],
+        }

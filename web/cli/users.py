@@ -1,0 +1,94 @@
+"""Institutions, users and their roles (the CLI keeps working beside the pages)."""
+from __future__ import annotations
+
+import sys
+
+import click
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from engine.models import Institution, Region, RoleAssignment, User
+
+from ..auth import hash_password
+from ..extensions import db
+from ..runtime import now
+
+INSTITUTION_ROLES = ("aios", "opleider", "coc_chair", "rvb", "hr")
+REGIONAL_ROLES = ("rso_board", "r_coc_chair", "regio_bestuur", "vertrouwenspersoon", "admin")
+
+
+def default_region() -> Region:
+    region = db.session.scalar(select(Region).order_by(Region.id).limit(1))
+    if region is None:
+        raise click.ClickException("no region yet: run `traject demo` or create an institution with --region")
+    return region
+
+
+@click.group()
+def institution():
+    """Institutions (hospitals)."""
+
+
+@institution.command("create")
+@click.option("--code", required=True)
+@click.option("--name", required=True)
+@click.option("--city", default=None)
+@click.option("--region", "region_code", default=None, help="region code (created if new)")
+@with_appcontext
+def institution_create(code, name, city, region_code):
+    """Create an institution."""
+    if region_code:
+        region = db.session.scalar(select(Region).where(Region.code == region_code))
+        if region is None:
+            region = Region(code=region_code, name=region_code)
+            db.session.add(region)
+    else:
+        region = db.session.scalar(select(Region).order_by(Region.id).limit(1))
+        if region is None:
+            region = Region(code="default", name="Regio")
+            db.session.add(region)
+    if db.session.scalar(select(Institution).where(Institution.code == code)):
+        raise click.ClickException(f"institution {code!r} exists already")
+    inst = Institution(code=code, name=name, city=city, region=region)
+    db.session.add(inst)
+    db.session.commit()
+    click.echo(inst.id)
+
+
+@click.group()
+def user():
+    """Users and their roles."""
+
+
+@user.command("create")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--role", required=True, type=click.Choice(INSTITUTION_ROLES + REGIONAL_ROLES))
+@click.option("--institution", "institution_code", default=None)
+@click.option("--password-stdin", is_flag=True, help="read the password from stdin")
+@click.option("--language", default="nl", type=click.Choice(["nl", "en"]))
+@with_appcontext
+def user_create(email, name, role, institution_code, password_stdin, language):
+    """Create a user; prints the new user's id on the last line."""
+    email = email.strip().lower()
+    if role in INSTITUTION_ROLES and not institution_code:
+        raise click.ClickException(f"role {role} needs --institution")
+    inst = None
+    if institution_code:
+        inst = db.session.scalar(select(Institution).where(Institution.code == institution_code))
+        if inst is None:
+            raise click.ClickException(f"unknown institution {institution_code!r}")
+    region = inst.region if inst else default_region()
+    if db.session.scalar(select(User).where(User.email == email)):
+        raise click.ClickException(f"a user with e-mail {email} exists already")
+    password = None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        if len(password) < 12:
+            raise click.ClickException("the password must have at least 12 characters")
+    account = User(email=email, name=name, language=language, active=True, created_at=now(),
+                   password_hash=hash_password(password) if password else None)
+    account.roles.append(RoleAssignment(role=role, institution_id=inst.id if inst else None, region_id=region.id))
+    db.session.add(account)
+    db.session.commit()
+    click.echo(account.id)

@@ -1,0 +1,34 @@
+"""What leaves Traject as a file: document PDFs, the sealed dossier, the subject access export, backups.
+
+The API and the pages serve the same files through the two responses below.
+"""
+from __future__ import annotations
+
+from flask import Response, g
+
+from notifications import pdf
+
+from ..access_log import log_read
+from ..extensions import db
+from ..runtime import engine, now
+from .dossier import export
+
+
+def document_pdf(document_id: int) -> Response:
+    """The document as a clean Dutch PDF (404 outside your scope; the read is logged)."""
+    doc, case = engine().get_document(db.session, g.actor, document_id)
+    log_read(case, "document_pdf")
+    body = pdf.render_document(db.session, doc)
+    db.session.commit()
+    return Response(body, mimetype="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="{pdf.filename(doc)}"'})
+
+
+def dossier_zip(case_id: int) -> Response:
+    """The sealed dossier of the case and its linked cases (404 outside your scope; the export is logged)."""
+    case = engine().get_case(db.session, g.actor, case_id)
+    log_read(case, "dossier_export")
+    name, body = export(db.session, engine(), g.actor, case.id, now())
+    db.session.commit()
+    return Response(body, mimetype="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -1,0 +1,86 @@
+"""The pages' blueprint `ui`: who is logged in, what every page knows, and errors as friendly pages."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, render_template, request
+from flask_babel import gettext as _
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
+
+from engine import errors as e
+
+from ..extensions import db, login_manager
+from ..runtime import engine, now
+from .data import regions_for
+
+ui = Blueprint("ui", __name__)
+
+
+@ui.before_request
+def _actor():
+    if current_user.is_authenticated:
+        g.user = current_user.user
+        g.actor = engine().actor_for(g.user)
+
+
+@ui.app_context_processor
+def _context():
+    actor = g.get("actor")
+    return {"now": now(), "can_overview": bool(actor and regions_for(actor))}
+
+
+def page_error(status: int, heading: str, message: str):
+    return render_template("error.html", status=status, heading=heading, message=message), status
+
+
+@ui.errorhandler(e.NotFound)
+def _not_found(exc):
+    db.session.rollback()
+    return page_error(404, _("Not found"), _("This page does not exist, or it is not visible to you."))
+
+
+@ui.errorhandler(e.Forbidden)
+def _forbidden(exc):
+    db.session.rollback()
+    return page_error(403, _("Not allowed"), _("Your role may not do this."))
+
+
+@ui.errorhandler(CSRFError)
+def _csrf(exc):
+    return page_error(400, _("The form has expired"),
+                      _("For your safety the form was not sent. Go back, reload the page and try again."))
+
+
+@ui.errorhandler(OperationalError)
+def _database(exc):
+    db.session.rollback()
+    # The signed-in user cannot be loaded now either: render the page as for a visitor, or the
+    # locale selector and the header would ask the database again inside this handler.
+    g._login_user = login_manager.anonymous_user()
+    html, status = page_error(503, _("Temporarily unavailable"), _("The database does not answer. Try again shortly."))
+    return html, status, {"Retry-After": "5"}
+
+
+@ui.errorhandler(Exception)
+def _any(exc):
+    if isinstance(exc, HTTPException):
+        code = exc.code or 500
+        headings = {
+            404: _("Not found"), 403: _("Not allowed"), 405: _("Not possible"), 413: _("Too large"),
+            429: _("Too many attempts"),
+        }
+        messages = {
+            404: _("This page does not exist, or it is not visible to you."),
+            429: _("Too many attempts. Wait a few minutes and try again."),
+        }
+        html, status = page_error(code, headings.get(code, _("Something went wrong")),
+                                  messages.get(code, _("The request could not be handled.")))
+        # as the API's 429: the login limit's window (15 minutes) is the longest a client waits
+        return html, status, ({"Retry-After": "900"} if code == 429 else {})
+    if isinstance(exc, e.TrajectError):
+        db.session.rollback()
+        return page_error(400, _("Something went wrong"), exc.message)
+    current_app.logger.exception("unhandled error on %s", request.path)
+    db.session.rollback()
+    return page_error(500, _("Something went wrong"), _("An unexpected error occurred. It has been logged."))
