@@ -5,7 +5,8 @@ from pathlib import Path
 
 from flask import Flask, render_template
 
-from . import api, config as config_module, errors, health, runtime, security, views
+from . import api, errors, health, runtime, security, views
+from . import config as config_module
 from .auth import load_session_user
 from .bodies import check_json_body
 from .extensions import csrf, db, limiter, login_manager, migrate

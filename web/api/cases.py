@@ -9,17 +9,33 @@ from flask.views import MethodView
 from sqlalchemy import and_, exists, or_, select
 
 from engine.errors import ValidationError
-from engine.models import AuditEvent, Case, Deadline, Document, Institution, Notification, User
+from engine.models import (
+    AuditEvent,
+    Case,
+    Deadline,
+    Document,
+    Institution,
+    Notification,
+    User,
+)
 from engine.scope import redact
 
-from ..access_log import log_reads
 from .. import exports
+from ..access_log import log_reads
 from ..extensions import db
 from ..runtime import engine, now
 from .blueprint import api, visible_case
 from .documents import document_out
 from .openapi import BINARY
-from .schemas import CaseCreate, CasePage, CaseQuery, CaseSchema, EventSchema, NotificationSchema, TransitionRequest
+from .schemas import (
+    CaseCreate,
+    CasePage,
+    CaseQuery,
+    CaseSchema,
+    EventSchema,
+    NotificationSchema,
+    TransitionRequest,
+)
 
 
 def serialize_cases(cases: list[Case]) -> list[dict]:

@@ -16,10 +16,10 @@ from engine import privacy
 
 from .. import access_log
 from ..access_log import log_read
-from .blueprint import api
 from ..errors import error_response
 from ..extensions import db
 from ..runtime import engine, now
+from .blueprint import api
 
 ID = validate.Range(min=1, max=2**62)
 

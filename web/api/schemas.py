@@ -167,10 +167,6 @@ class SignatureCreate(Schema):
     comment = fields.String(load_default="", validate=validate.Length(max=20000))
 
 
-class Health(Schema):
-    status = fields.String(required=True)
-
-
 class InboxItem(Schema):
     case_id = fields.Integer(required=True)
     workflow = fields.String(required=True)

@@ -19,8 +19,8 @@ from engine import privacy
 from engine.errors import TrajectError
 from engine.models import User
 
-from ..extensions import db
 from ..exports.subject_access import write
+from ..extensions import db
 from ..jobs.daily import pseudonym_key, run_retention
 from ..runtime import engine, now
 from .common import moment

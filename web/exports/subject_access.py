@@ -37,6 +37,7 @@ from engine.models import (
     User,
 )
 from engine.scope import redact
+from notifications.pdf import _new_pdf, datetime_nl
 
 from .. import access_log
 from ..extensions import db
@@ -195,8 +196,6 @@ def write(engine, user_id: int, key: bytes, now: datetime, out_dir: str | Path) 
 
 def summary_pdf(export: dict, json_sha256: str, json_name: str) -> bytes:
     """A readable Dutch summary; the JSON next to it is complete."""
-    from notifications.pdf import _new_pdf, datetime_nl
-
     def when(value):
         return datetime_nl(datetime.fromisoformat(value)) if value else "—"
 

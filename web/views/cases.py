@@ -18,11 +18,10 @@ from engine.models import Case
 
 from engine.scope import redact
 
-from .. import access_log, exports
+from .. import access_log, exports, svg
 from ..access_log import log_read
 from ..extensions import db
 from ..runtime import engine, now
-from .. import svg
 from . import data, forms, i18n
 from .blueprint import ui
 from .dashboard import open_form

@@ -8,11 +8,11 @@ from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy import insert, or_
 
-from engine.models import AccessLog, Case, Institution
+from engine.models import AccessLog, Case, Institution, User, WorkflowDefinition
 
+from .. import svg
 from ..extensions import db
 from ..runtime import engine, now
-from .. import svg
 from . import data, forms, i18n
 from .blueprint import ui
 
@@ -150,8 +150,6 @@ def vertrouwenspersoon(actor, moment) -> dict:
 
 def admin(actor, moment) -> dict:
     from sqlalchemy import func, select
-
-    from engine.models import User, WorkflowDefinition
 
     counts = {
         "users": db.session.scalar(select(func.count()).select_from(User)),

@@ -22,6 +22,7 @@ from engine.models import (
     RoleAssignment,
     User,
 )
+from engine.inbox import awaiting_signature as waiting
 from engine.scope import Actor
 
 from ..extensions import db
@@ -186,8 +187,6 @@ class Pending:
 
 def awaiting_signature(actor: Actor) -> list[Pending]:
     """The newest version of each document that waits for this actor's signature."""
-    from engine.inbox import awaiting_signature as waiting
-
     return [Pending(doc, case, engine().definition(case.definition))
             for doc, case in waiting(db.session, engine().scope(db.session, actor), actor)]
 

@@ -18,7 +18,7 @@ from flask_babel import gettext as _
 
 from engine.fields import parse_date
 
-from .i18n import choice_label, label
+from .i18n import choice_label, is_english, label
 
 _DMY = re.compile(r"^\s*(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})\s*$")
 
@@ -112,8 +112,6 @@ def _indices(values, path: str) -> list[int]:
 
 def _english_help_missing(spec: dict) -> bool:
     """Help texts exist only in Dutch in the definitions; English pages leave them out."""
-    from .i18n import is_english
-
     return is_english() and not spec.get("help_en")
 
 
@@ -221,8 +219,6 @@ _KNOWN = {
 
 def human_error(message) -> str:
     """An engine validation message in the page's language (never a code)."""
-    from .i18n import is_english
-
     if isinstance(message, list):
         return "; ".join(human_error(m) for m in message)
     text = str(message)
