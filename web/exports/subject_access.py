@@ -65,120 +65,154 @@ def _names(ids) -> dict[int, str]:
 
 
 def collect(engine, user_id: int, key: bytes, now: datetime) -> tuple[dict, list[int]]:
-    """(the export, ids of cases withheld for the privacy officer)."""
+    """(the export, ids of cases withheld for the privacy officer), in four steps:
+
+    1. the cases the person is concerned in: about them, opened by them, or theirs to run;
+       confidential cases about them (an exclusion) are withheld for the privacy officer;
+    2. the cases about them, whole: events, deadlines, documents and who read them;
+    3. their work in other cases: actions, documents written, signatures;
+    4. their account, roles and tokens; the messages to them, their reads, legal holds, pseudonymised cases.
+    """
     session = db.session
     user = session.get(User, user_id)
     if user is None:
         raise LookupError(f"no user {user_id}")
-    uid = user.id
+    cases, excluded = _concerned(session, user.id)
+    own = [c for c in cases if c.subject_id == user.id]
+    export = {
+        "format": FORMAT,
+        "generated_at": _iso(now),
+        **_account(session, user),
+        "cases_about_you": _about_you(session, engine, cases, own),
+        **_work_elsewhere(session, user.id, cases, [c.id for c in own], excluded),
+        **_traces(session, user.id, privacy.pseudonym(key, user.id)),
+    }
+    return export, sorted(excluded)
+
+
+def _concerned(session, uid: int) -> tuple[list[Case], set[int]]:
     cases = list(session.scalars(select(Case).where(or_(Case.subject_id == uid, Case.opened_by_id == uid,
                                                         Case.responsible_id == uid)).order_by(Case.id)).unique())
-    own = [c for c in cases if c.subject_id == uid]
-    own_ids = [c.id for c in own]
     excluded = set(session.scalars(select(CaseExclusion.case_id).where(CaseExclusion.user_id == uid)))
-    events_by_case = defaultdict(list)
-    for ev in session.scalars(select(AuditEvent).where(AuditEvent.case_id.in_(own_ids))
-                              .order_by(AuditEvent.case_id, AuditEvent.seq)):
-        events_by_case[ev.case_id].append(ev)
-    deadlines = defaultdict(list)
-    for d in session.scalars(select(Deadline).where(Deadline.case_id.in_(own_ids)).order_by(Deadline.id)):
-        deadlines[d.case_id].append(d)
-    documents = defaultdict(list)
-    for doc in session.scalars(select(Document).where(Document.case_id.in_(own_ids))
-                               .order_by(Document.case_id, Document.kind, Document.version)):
-        documents[doc.case_id].append(doc)
+    return cases, excluded
+
+
+def _by_case(rows) -> dict[int, list]:
+    out = defaultdict(list)
+    for row in rows:
+        out[row.case_id].append(row)
+    return out
+
+
+def _about_you(session, engine, cases: list[Case], own: list[Case]) -> list[dict]:
+    own_ids = [c.id for c in own]
+    events = _by_case(session.scalars(select(AuditEvent).where(AuditEvent.case_id.in_(own_ids))
+                                      .order_by(AuditEvent.case_id, AuditEvent.seq)))
+    deadlines = _by_case(session.scalars(select(Deadline).where(Deadline.case_id.in_(own_ids)).order_by(Deadline.id)))
+    documents = _by_case(session.scalars(select(Document).where(Document.case_id.in_(own_ids))
+                                         .order_by(Document.case_id, Document.kind, Document.version)))
     people = _names({c.opened_by_id for c in cases} | {c.responsible_id for c in cases}
-                    | {e.actor_id for evs in events_by_case.values() for e in evs}
+                    | {e.actor_id for evs in events.values() for e in evs}
                     | {s.signer_id for docs in documents.values() for d in docs for s in d.signatures})
 
     def person(i):
         return {"id": i, "name": people.get(i, "")} if i is not None else None
 
-    subject_cases = []
-    for c in own:
-        definition = engine.definition(c.definition)
-        shown = lambda data: redact(definition.confidential, data, {"subject"})  # noqa: E731
-        subject_cases.append({
-            "id": c.id, "workflow": c.workflow_key, "workflow_title": definition.title, "title": c.title,
-            "institution": c.institution.name, "state": c.state,
-            "state_label": (definition.state(c.state) or {}).get("label") or c.state, "opened_at": _iso(c.opened_at),
-            "closed_at": _iso(c.closed_at), "parent_id": c.parent_id, "opened_by": person(c.opened_by_id),
-            "responsible": person(c.responsible_id), "data": shown(c.data or {}),
-            "events": [{"seq": e.seq, "at": _iso(e.at), "actor": person(e.actor_id), "type": e.type,
-                        "trigger": e.trigger, "from_state": e.from_state, "to_state": e.to_state,
-                        "data": {**(e.data or {}), **({"input": shown(e.data["input"])}
-                                                    if isinstance((e.data or {}).get("input"), dict) else {})},
-                        "hash": e.hash} for e in events_by_case[c.id]],
-            "deadlines": [{"kind": d.kind, "label": d.label, "due_at": _iso(d.due_at), "status": d.status,
-                           "owner_role": d.owner_role} for d in deadlines[c.id]],
-            "documents": [{"id": d.id, "kind": d.kind, "version": d.version, "sha256": d.sha256,
-                           "content": d.content, "created_at": _iso(d.created_at),
-                           "signatures": [{"signer": person(s.signer_id), "verdict": s.verdict,
-                                           "comment": s.comment, "signed_at": _iso(s.signed_at),
-                                           "document_sha256": s.document_sha256} for s in d.signatures]}
-                          for d in documents[c.id]],
-            "who_read_it": [{**{k: _iso(v) for k, v in entry.items()}} for entry in access_log.entries(c, 10000)],
-        })
+    return [_case_about_you(engine.definition(c.definition), c, person, events[c.id], deadlines[c.id],
+                            documents[c.id]) for c in own]
 
-    roles_cases = [{"id": c.id, "workflow": c.workflow_key, "institution": c.institution.name, "state": c.state,
-                    "your_role": [r for r, holder in (("opener", c.opened_by_id), ("responsible", c.responsible_id))
-                                  if holder == uid],
-                    "opened_at": _iso(c.opened_at), "closed_at": _iso(c.closed_at)}
-                   for c in cases if c.subject_id != uid and c.id not in excluded]
-    actions = [{"case_id": e.case_id, "seq": e.seq, "at": _iso(e.at), "type": e.type, "trigger": e.trigger,
-                "from_state": e.from_state, "to_state": e.to_state}
-               for e in session.scalars(select(AuditEvent).where(AuditEvent.actor_id == uid,
-                                                                 AuditEvent.case_id.not_in(own_ids or [-1]))
-                                        .order_by(AuditEvent.case_id, AuditEvent.seq))
-               if e.case_id not in excluded]
-    authored = [{"id": d.id, "case_id": d.case_id, "kind": d.kind, "version": d.version, "sha256": d.sha256,
-                 "created_at": _iso(d.created_at)}
-                for d in session.scalars(select(Document).where(Document.created_by_id == uid,
-                                                                Document.case_id.not_in(own_ids or [-1]))
-                                         .order_by(Document.id))]
-    signatures = [{"id": s.id, "document_id": s.document_id, "case_id": case_id, "kind": kind,
-                   "verdict": s.verdict, "comment": s.comment, "signed_at": _iso(s.signed_at),
-                   "document_sha256": s.document_sha256}
-                  for s, case_id, kind in session.execute(
-                      select(Signature, Document.case_id, Document.kind).join(Document, Document.id == Signature.document_id)
-                      .where(Signature.signer_id == uid).order_by(Signature.id))]
-    notifications = [{"id": n.id, "case_id": n.case_id, "kind": n.kind, "subject": n.subject, "status": n.status,
-                      "created_at": _iso(n.created_at), "sent_at": _iso(n.sent_at)}
-                     for n in session.scalars(select(Notification).where(Notification.recipient_user_id == uid)
-                                              .order_by(Notification.id))]
-    reads = [{"at": _iso(r.at), "case_id": r.case_id, "action": r.action, "detail": r.detail}
-             for r in session.scalars(select(AccessLog).where(AccessLog.user_id == uid).order_by(AccessLog.id))]
-    holds = [privacy.hold_out(h) for h in session.scalars(
-        select(LegalHold).where(or_(LegalHold.placed_by_id == uid, LegalHold.lifted_by_id == uid))
-        .order_by(LegalHold.id))]
-    alias = privacy.pseudonym(key, uid)
-    retained = [{"case_id": r.case_id, "action": r.action, "applied_at": _iso(r.applied_at),
-                 "workflow": r.policy.get("workflow")}
-                for r in session.scalars(select(CaseRetention).where(CaseRetention.subject_pseudonym == alias)
-                                         .order_by(CaseRetention.case_id))]
-    tokens = [{"created_at": _iso(t.created_at), "expires_at": _iso(t.expires_at), "revoked_at": _iso(t.revoked_at)}
-              for t in session.scalars(select(AuthToken).where(AuthToken.user_id == uid).order_by(AuthToken.id))]
-    export = {
-        "format": FORMAT,
-        "generated_at": _iso(now),
-        "account": {"id": uid, "email": user.email, "name": user.name, "language": user.language,
+
+def _case_about_you(definition, c: Case, person, events, deadlines, documents) -> dict:
+    def shown(data):
+        return redact(definition.confidential, data, {"subject"})
+
+    return {
+        "id": c.id, "workflow": c.workflow_key, "workflow_title": definition.title, "title": c.title,
+        "institution": c.institution.name, "state": c.state,
+        "state_label": (definition.state(c.state) or {}).get("label") or c.state, "opened_at": _iso(c.opened_at),
+        "closed_at": _iso(c.closed_at), "parent_id": c.parent_id, "opened_by": person(c.opened_by_id),
+        "responsible": person(c.responsible_id), "data": shown(c.data or {}),
+        "events": [{"seq": e.seq, "at": _iso(e.at), "actor": person(e.actor_id), "type": e.type,
+                    "trigger": e.trigger, "from_state": e.from_state, "to_state": e.to_state,
+                    "data": {**(e.data or {}), **({"input": shown(e.data["input"])}
+                                                if isinstance((e.data or {}).get("input"), dict) else {})},
+                    "hash": e.hash} for e in events],
+        "deadlines": [{"kind": d.kind, "label": d.label, "due_at": _iso(d.due_at), "status": d.status,
+                       "owner_role": d.owner_role} for d in deadlines],
+        "documents": [{"id": d.id, "kind": d.kind, "version": d.version, "sha256": d.sha256,
+                       "content": d.content, "created_at": _iso(d.created_at),
+                       "signatures": [{"signer": person(s.signer_id), "verdict": s.verdict,
+                                       "comment": s.comment, "signed_at": _iso(s.signed_at),
+                                       "document_sha256": s.document_sha256} for s in d.signatures]}
+                      for d in documents],
+        "who_read_it": [{**{k: _iso(v) for k, v in entry.items()}} for entry in access_log.entries(c, 10000)],
+    }
+
+
+def _work_elsewhere(session, uid: int, cases: list[Case], own_ids: list[int], excluded: set[int]) -> dict:
+    others = own_ids or [-1]
+    return {
+        "cases_you_opened_or_were_responsible_for": [
+            {"id": c.id, "workflow": c.workflow_key, "institution": c.institution.name, "state": c.state,
+             "your_role": [r for r, holder in (("opener", c.opened_by_id), ("responsible", c.responsible_id))
+                           if holder == uid],
+             "opened_at": _iso(c.opened_at), "closed_at": _iso(c.closed_at)}
+            for c in cases if c.subject_id != uid and c.id not in excluded],
+        "your_actions_in_other_cases": [
+            {"case_id": e.case_id, "seq": e.seq, "at": _iso(e.at), "type": e.type, "trigger": e.trigger,
+             "from_state": e.from_state, "to_state": e.to_state}
+            for e in session.scalars(select(AuditEvent).where(AuditEvent.actor_id == uid,
+                                                              AuditEvent.case_id.not_in(others))
+                                     .order_by(AuditEvent.case_id, AuditEvent.seq))
+            if e.case_id not in excluded],
+        "documents_you_wrote_in_other_cases": [
+            {"id": d.id, "case_id": d.case_id, "kind": d.kind, "version": d.version, "sha256": d.sha256,
+             "created_at": _iso(d.created_at)}
+            for d in session.scalars(select(Document).where(Document.created_by_id == uid,
+                                                            Document.case_id.not_in(others)).order_by(Document.id))],
+        "your_signatures": [
+            {"id": s.id, "document_id": s.document_id, "case_id": case_id, "kind": kind,
+             "verdict": s.verdict, "comment": s.comment, "signed_at": _iso(s.signed_at),
+             "document_sha256": s.document_sha256}
+            for s, case_id, kind in session.execute(
+                select(Signature, Document.case_id, Document.kind).join(Document, Document.id == Signature.document_id)
+                .where(Signature.signer_id == uid).order_by(Signature.id))],
+    }
+
+
+def _account(session, user: User) -> dict:
+    uid = user.id
+    return {
+        "account": {"id": user.id, "email": user.email, "name": user.name, "language": user.language,
                     "active": user.active, "created_at": _iso(user.created_at),
                     "password": "set (stored only as a one-way hash)" if user.password_hash else "not set"},
         "roles": [{"role": r.role, "institution": r.institution.name if r.institution else None}
                   for r in user.roles],
-        "api_tokens": tokens,
-        "cases_about_you": subject_cases,
-        "cases_you_opened_or_were_responsible_for": roles_cases,
-        "your_actions_in_other_cases": actions,
-        "documents_you_wrote_in_other_cases": authored,
-        "your_signatures": signatures,
-        "messages_to_you": notifications,
-        "your_reads_of_cases": reads,
-        "legal_holds_you_placed_or_lifted": holds,
-        "pseudonymised_cases": retained,
+        "api_tokens": [{"created_at": _iso(t.created_at), "expires_at": _iso(t.expires_at),
+                        "revoked_at": _iso(t.revoked_at)}
+                       for t in session.scalars(select(AuthToken).where(AuthToken.user_id == uid)
+                                                .order_by(AuthToken.id))],
     }
-    withheld = sorted(excluded)
-    return export, withheld
+
+
+def _traces(session, uid: int, alias: str) -> dict:
+    return {
+        "messages_to_you": [{"id": n.id, "case_id": n.case_id, "kind": n.kind, "subject": n.subject,
+                             "status": n.status, "created_at": _iso(n.created_at), "sent_at": _iso(n.sent_at)}
+                            for n in session.scalars(select(Notification).where(Notification.recipient_user_id == uid)
+                                                     .order_by(Notification.id))],
+        "your_reads_of_cases": [{"at": _iso(r.at), "case_id": r.case_id, "action": r.action, "detail": r.detail}
+                                for r in session.scalars(select(AccessLog).where(AccessLog.user_id == uid)
+                                                         .order_by(AccessLog.id))],
+        "legal_holds_you_placed_or_lifted": [privacy.hold_out(h) for h in session.scalars(
+            select(LegalHold).where(or_(LegalHold.placed_by_id == uid, LegalHold.lifted_by_id == uid))
+            .order_by(LegalHold.id))],
+        "pseudonymised_cases": [{"case_id": r.case_id, "action": r.action, "applied_at": _iso(r.applied_at),
+                                 "workflow": r.policy.get("workflow")}
+                                for r in session.scalars(select(CaseRetention)
+                                                         .where(CaseRetention.subject_pseudonym == alias)
+                                                         .order_by(CaseRetention.case_id))],
+    }
 
 
 def write(engine, user_id: int, key: bytes, now: datetime, out_dir: str | Path) -> tuple[Path, Path, list[int]]:
