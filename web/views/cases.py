@@ -73,18 +73,40 @@ def case(case_id: int):
 
 
 def render_case(case_id: int, state: FormState | None = None, status: int = 200):
-    actor, moment = g.actor, now()
-    eng = engine()
-    case_ = eng.get_case(db.session, actor, case_id)
+    """The case page: read (and log) the case, build each form and the diagram, render."""
+    actor = g.actor
+    case_ = engine().get_case(db.session, actor, case_id)
     log_read(case_, "read")
     page = data.case_page(actor, case_)
     definition = page.definition
     closed = case_.state in definition.final_states
-    trigger_forms = []
+    html = render_template(
+        "case.html", case=case_, page=page, definition=definition, closed=closed,
+        diagram=_diagram(case_, page), timeline=_timeline(page), deadlines=_deadlines(page, now()),
+        documents=_documents(case_, page, actor, state, closed),
+        trigger_forms=_trigger_forms(case_, page, state),
+        document_forms=[] if closed else _document_forms(case_, page, state),
+        child_forms=_child_forms(case_, actor, state), state=state,
+        related=[(c, engine().definition(c.definition)) for c in page.related],
+        subject=page.people.get(case_.subject_id, ""), responsible=page.people.get(case_.responsible_id, ""),
+        dossier_url=url_for("ui.dossier", case_id=case_.id),
+        readers=_readers(case_, actor),
+    )
+    db.session.commit()  # the access log
+    return html, status
+
+
+def _mine(state: FormState | None, key: str) -> FormState | None:
+    """The refused form coming back, when it is this one."""
+    return state if state and state.key == key else None
+
+
+def _trigger_forms(case_: Case, page, state: FormState | None) -> list[dict]:
+    definition, out = page.definition, []
     for trigger in page.triggers:
         step = definition.step(trigger, case_.state)
-        mine = state if state and state.key == f"t:{trigger}" else None
-        trigger_forms.append({
+        mine = _mine(state, f"t:{trigger}")
+        out.append({
             "trigger": trigger,
             "label": i18n.label(step, i18n.humanize(trigger)),
             "dest": i18n.state_label(definition, step.dest),
@@ -93,55 +115,69 @@ def render_case(case_id: int, state: FormState | None = None, status: int = 200)
                                   mine.errors if mine else {}, False),
             "state": mine,
         })
-    child_forms = []
+    return out
+
+
+def _child_forms(case_: Case, actor, state: FormState | None) -> list[dict]:
+    out = []
     for child in _children_to_open(case_, actor):
-        mine = state if state and state.key == f"c:{child.key}" else None
-        child_forms.append({
+        mine = _mine(state, f"c:{child.key}")
+        out.append({
             "key": child.key, "label": i18n.label(child.open, i18n.title(child)), "title": i18n.title(child),
             "fields": forms.build(child.open.input, "data", f"c-{child.key}", mine.values if mine else {},
                                   mine.errors if mine else {}, False),
             "state": mine,
         })
+    return out
+
+
+def _document_forms(case_: Case, page, state: FormState | None) -> list[dict]:
+    definition = page.definition
     # documents a step from here waits for: their forms start open
     needed = {req.get("kind") for t in definition.transitions if case_.state in t.sources
               for req in t.requires if req.get("guard") == "document_signed"}
-    document_forms = []
-    if not closed:
-        for kind, spec in definition.documents.items():
-            if not page.roles & set(spec["authors"]):
-                continue
-            versions = page.documents.get(kind, [])
-            mine = state if state and state.key == f"d:{kind}" else None
-            values = mine.values if mine else forms.initial(spec["fields"], "content",
-                                                            versions[-1].content if versions else None)
-            document_forms.append({
-                "kind": kind, "title": i18n.title(spec, kind), "exists": bool(versions),
-                "needed": kind in needed and not versions,
-                "fields": forms.build(spec["fields"], "content", f"d-{kind}", values, mine.errors if mine else {},
-                                      True),
-                "state": mine,
-            })
-    documents = []
+    out = []
+    for kind, spec in definition.documents.items():
+        if not page.roles & set(spec["authors"]):
+            continue
+        versions = page.documents.get(kind, [])
+        mine = _mine(state, f"d:{kind}")
+        values = mine.values if mine else forms.initial(spec["fields"], "content",
+                                                        versions[-1].content if versions else None)
+        out.append({
+            "kind": kind, "title": i18n.title(spec, kind), "exists": bool(versions),
+            "needed": kind in needed and not versions,
+            "fields": forms.build(spec["fields"], "content", f"d-{kind}", values, mine.errors if mine else {}, True),
+            "state": mine,
+        })
+    return out
+
+
+def _documents(case_: Case, page, actor, state: FormState | None, closed: bool) -> list[dict]:
+    out = []
     for kind, versions in page.documents.items():
-        spec = definition.documents.get(kind, {"title": kind, "fields": {}})
+        spec = page.definition.documents.get(kind, {"title": kind, "fields": {}})
         latest = versions[-1]
         signed = {s.signer_id: s for s in latest.signatures}
-        can_sign = (actor.id in (latest.required_signer_ids or []) and actor.id not in signed and not closed)
-        mine = state if state and state.key == f"s:{latest.id}" else None
-        documents.append({
+        out.append({
             "kind": kind, "title": i18n.title(spec, kind), "latest": latest, "older": versions[:-1],
             "content": _content_rows(spec.get("fields", {}), latest.content),
             "signers": [{"id": uid, "name": page.people.get(uid, "?"), "role": _signer_role(case_, uid),
                          "signature": signed.get(uid)} for uid in latest.required_signer_ids or []],
             "complete": set(latest.required_signer_ids or []) <= set(signed),
-            "can_sign": can_sign,
+            "can_sign": actor.id in (latest.required_signer_ids or []) and actor.id not in signed and not closed,
             "may_disagree": actor.id == case_.subject_id,
-            "state": mine,
+            "state": _mine(state, f"s:{latest.id}"),
             "pdf": url_for("ui.document_pdf", document_id=latest.id),
         })
+    return out
+
+
+def _diagram(case_: Case, page) -> Markup:
+    definition = page.definition
     ordered = [s["name"] for s in definition.states]
     visited = {e.to_state for e in page.events if e.to_state} | {e.from_state for e in page.events if e.from_state}
-    diagram = svg.state_diagram(
+    return svg.state_diagram(
         [(s["name"], i18n.label(s, i18n.humanize(s["name"])), s["final"]) for s in definition.states],
         [(src, t.dest, i18n.label(t, t.trigger)) for t in definition.transitions for src in t.sources],
         case_.state, visited, {(case_.state, definition.step(t, case_.state).dest) for t in page.triggers},
@@ -150,17 +186,6 @@ def render_case(case_id: int, state: FormState | None = None, status: int = 200)
           states=", ".join(i18n.state_label(definition, s) for s in ordered),
           state=i18n.state_label(definition, case_.state)),
     )
-    html = render_template(
-        "case.html", case=case_, page=page, definition=definition, closed=closed, diagram=diagram,
-        timeline=_timeline(page), deadlines=_deadlines(page, moment), documents=documents,
-        trigger_forms=trigger_forms, document_forms=document_forms, child_forms=child_forms, state=state,
-        related=[(c, engine().definition(c.definition)) for c in page.related],
-        subject=page.people.get(case_.subject_id, ""), responsible=page.people.get(case_.responsible_id, ""),
-        dossier_url=url_for("ui.dossier", case_id=case_.id),
-        readers=_readers(case_, actor),
-    )
-    db.session.commit()  # the access log
-    return html, status
 
 
 READ_ACTIONS = {
