@@ -8,6 +8,7 @@ from flask import g
 from flask.views import MethodView
 from sqlalchemy import and_, exists, or_, select
 
+from engine.disclosure import Disclosure, disclosure
 from engine.errors import ValidationError
 from engine.models import (
     AuditEvent,
@@ -18,7 +19,6 @@ from engine.models import (
     Notification,
     User,
 )
-from engine.scope import redact
 
 from .. import exports
 from ..access_log import log_reads
@@ -57,13 +57,14 @@ def serialize_cases(cases: list[Case]) -> list[dict]:
                                                   .order_by(Case.id)):
         children[parent_id].append(child_id)
     eng, actor = engine(), g.actor
+    shown = {c.id: _shown(c) for c in cases}
     return [
         {
             "id": c.id, "workflow": c.workflow_key, "workflow_version": c.definition.version,
             "institution": c.institution.code, "subject_id": c.subject_id,
-            "opened_by": None if _hidden(c, "opened_by") else c.opened_by_id,
+            "opened_by": shown[c.id].opened_by(c),
             "responsible_id": c.responsible_id, "title": c.title, "state": c.state, "version": c.version,
-            "opened_at": c.opened_at, "closed_at": c.closed_at, "data": _redacted(c, c.data),
+            "opened_at": c.opened_at, "closed_at": c.closed_at, "data": shown[c.id].data(c.data),
             "available_triggers": eng.available_triggers(
                 c, actor, overdue=any(d["status"] == "overdue" for d in deadlines[c.id])),
             "deadlines": deadlines[c.id],
@@ -73,20 +74,9 @@ def serialize_cases(cases: list[Case]) -> list[dict]:
     ]
 
 
-def _roles(case: Case) -> set[str]:
-    roles = g.actor.roles_on(case)
-    return roles | {"superuser"} if g.actor.superuser else roles
-
-
-def _hidden(case: Case, field: str) -> bool:
-    allowed = engine().definition(case.definition).confidential.get(field)
-    return allowed is not None and case.opened_by_id != g.actor.id and not _roles(case) & set(allowed)
-
-
-def _redacted(case: Case, data: dict) -> dict:
-    """Confidential fields (e.g. who signalled) only for the roles the definition names, and the opener."""
-    confidential = engine().definition(case.definition).confidential
-    return redact(confidential, data, _roles(case) | {"opener"} if case.opened_by_id == g.actor.id else _roles(case))
+def _shown(case: Case) -> Disclosure:
+    """What the reader may see of the case's confidential fields (engine/disclosure.py)."""
+    return disclosure(engine().definition(case.definition).confidential, case, g.actor)
 
 
 def _decode_cursor(cursor: str) -> int:
@@ -179,17 +169,11 @@ class Events(MethodView):
         case = visible_case(case_id, "events")
         events = db.session.scalars(select(AuditEvent).where(AuditEvent.case_id == case.id)
                                     .order_by(AuditEvent.seq)).all()
-        out = []
-        for ev in events:
-            row = {c: getattr(ev, c) for c in ("seq", "at", "actor_id", "type", "trigger", "from_state", "to_state",
-                                               "data", "hash", "prev_hash")}
-            data = dict(ev.data or {})
-            if isinstance(data.get("input"), dict):
-                data["input"] = _redacted(case, data["input"])
-            if ev.seq == 1 and _hidden(case, "opened_by"):
-                row["actor_id"] = None
-            row["data"] = data
-            out.append(row)
+        shown = _shown(case)
+        out = [{**{c: getattr(ev, c) for c in ("seq", "at", "type", "trigger", "from_state", "to_state", "hash",
+                                               "prev_hash")},
+                "actor_id": shown.actor_of(ev.seq, ev.actor_id), "data": shown.event_data(ev.data or {})}
+               for ev in events]
         db.session.commit()
         return out
 

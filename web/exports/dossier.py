@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from engine.canonical import isoformat_utc, sha256_hex
+from engine.disclosure import Disclosure, disclosure
 from engine.errors import NotFound
 from engine.models import AuditEvent, Case, Deadline, Document
 from engine.scope import Actor
@@ -31,7 +32,9 @@ procedure (definition.yaml), het audit-spoor (audit.json; een hashketen) en de d
 Controleren: pak het ZIP-bestand uit en voer in de map uit:   python3 verify.py
 Het script controleert elk bestand tegen manifest.json, manifest.json tegen SEAL.txt, elke
 audit-keten en de sha256 van elk document. Uitkomst "OK: dossier intact" betekent dat er
-sinds de export niets is gewijzigd.
+sinds de export niets is gewijzigd. Gebeurtenissen met gegevens die voor u vertrouwelijk zijn
+(bijvoorbeeld wie een signaal gaf) staan er zonder die gegevens in ("withheld"): hun hash sluit
+de keten, hun inhoud kan in dit pakket niet worden gecontroleerd.
 
 This pack holds case {case_id} and its linked cases; run `python3 verify.py` to check every
 file, the seal, the audit hash chains and the document hashes.
@@ -56,10 +59,14 @@ def linked_cases(session, engine, actor: Actor, case_id: int) -> list[Case]:
     return [seen[i] for i in sorted(seen)]
 
 
-def _event_json(ev: AuditEvent) -> dict:
-    return {"case_id": ev.case_id, "seq": ev.seq, "at": isoformat_utc(ev.at), "actor_id": ev.actor_id,
-            "type": ev.type, "trigger": ev.trigger, "from_state": ev.from_state, "to_state": ev.to_state,
-            "data": ev.data or {}, "prev_hash": ev.prev_hash, "hash": ev.hash}
+def _event_json(ev: AuditEvent, shown: Disclosure) -> dict:
+    out = {"case_id": ev.case_id, "seq": ev.seq, "at": isoformat_utc(ev.at), "actor_id": shown.actor_of(ev.seq, ev.actor_id),
+           "type": ev.type, "trigger": ev.trigger, "from_state": ev.from_state, "to_state": ev.to_state,
+           "data": shown.event_data(ev.data or {}), "prev_hash": ev.prev_hash, "hash": ev.hash}
+    if shown.withholds(ev.seq, ev.data):
+        # Confidential for this reader: the hash still links the chain; its content cannot be checked here.
+        out["withheld"] = True
+    return out
 
 
 def export(session, engine, actor: Actor, case_id: int, now: datetime) -> tuple[str, bytes]:
@@ -74,15 +81,16 @@ def export(session, engine, actor: Actor, case_id: int, now: datetime) -> tuple[
                                  .order_by(AuditEvent.seq)).all()
         deadlines = session.scalars(select(Deadline).where(Deadline.case_id == case.id)
                                     .order_by(Deadline.id)).all()
-        files[f"{base}/audit.json"] = _json([_event_json(e) for e in events])
+        shown = disclosure(engine.definition(case.definition).confidential, case, actor)
+        files[f"{base}/audit.json"] = _json([_event_json(e, shown) for e in events])
         files[f"{base}/definition.yaml"] = case.definition.source.encode()
         files[f"{base}/case.json"] = _json({
             "id": case.id, "workflow": case.workflow_key, "workflow_version": case.definition.version,
             "definition_sha256": case.definition.sha256, "institution": case.institution.code,
-            "subject_id": case.subject_id, "opened_by": case.opened_by_id, "state": case.state,
+            "subject_id": case.subject_id, "opened_by": shown.opened_by(case), "state": case.state,
             "version": case.version, "opened_at": isoformat_utc(case.opened_at),
             "closed_at": isoformat_utc(case.closed_at) if case.closed_at else None, "parent_id": case.parent_id,
-            "data": case.data, "audit_head": {"seq": case.audit_seq, "hash": case.audit_head},
+            "data": shown.data(case.data), "audit_head": {"seq": case.audit_seq, "hash": case.audit_head},
             "deadlines": [{"kind": d.kind, "due_at": isoformat_utc(d.due_at), "status": d.status,
                            "owner_role": d.owner_role} for d in deadlines],
         })

@@ -22,6 +22,7 @@ from sqlalchemy import or_, select
 
 from engine import privacy
 from engine.canonical import sha256_hex
+from engine.disclosure import for_roles
 from engine.models import (
     AccessLog,
     AuditEvent,
@@ -36,7 +37,6 @@ from engine.models import (
     Signature,
     User,
 )
-from engine.scope import redact
 from notifications.pdf import _new_pdf, datetime_nl
 
 from .. import access_log
@@ -123,8 +123,7 @@ def _about_you(session, engine, cases: list[Case], own: list[Case]) -> list[dict
 
 
 def _case_about_you(definition, c: Case, person, events, deadlines, documents) -> dict:
-    def shown(data):
-        return redact(definition.confidential, data, {"subject"})
+    shown = for_roles(definition.confidential, {"subject"}).data
 
     return {
         "id": c.id, "workflow": c.workflow_key, "workflow_title": definition.title, "title": c.title,

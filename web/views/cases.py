@@ -16,7 +16,6 @@ from markupsafe import Markup
 from engine.errors import Forbidden, PreconditionFailed, TransitionNotAllowed, ValidationError, VersionConflict
 from engine.models import Case
 
-from engine.scope import redact
 
 from .. import access_log, exports, svg
 from ..access_log import log_read
@@ -279,14 +278,16 @@ def _timeline(page) -> list[dict]:
             if ev.to_state:
                 what += f" → {i18n.state_label(definition, ev.to_state)}"
             specs = {}
-        shown_input = redact(getattr(definition, "confidential", {}) or {}, payload.get("input") or {}, page.roles)
+        shown_input = page.shown.data(payload.get("input") or {})
         for key, value in shown_input.items():
             details.append((i18n.label(specs.get(key), i18n.humanize(key)), format_value(specs.get(key), value)))
         for effect in payload.get("effects") or []:
             child = effect.get("opened_case_id")
             if child:
                 links.append((child, _("Linked case opened"), child in related))
-        out.append({"seq": ev.seq, "at": ev.at, "who": page.people.get(ev.actor_id) if ev.actor_id else _("System"),
+        actor_id = page.shown.actor_of(ev.seq, ev.actor_id)
+        who = page.people.get(actor_id) if actor_id else (_("Confidential") if ev.actor_id else _("System"))
+        out.append({"seq": ev.seq, "at": ev.at, "who": who,
                     "what": what, "details": details, "links": links})
     return out
 

@@ -22,6 +22,7 @@ from engine.models import (
     RoleAssignment,
     User,
 )
+from engine.disclosure import Disclosure, disclosure
 from engine.inbox import awaiting_signature as waiting
 from engine.scope import Actor
 
@@ -210,6 +211,7 @@ class CasePage:
     related: list  # (Case) parent and children that this actor may see
     triggers: list
     roles: set
+    shown: Disclosure  # what this reader may see of the confidential fields
 
 
 def case_page(actor: Actor, case: Case) -> CasePage:
@@ -233,7 +235,7 @@ def case_page(actor: Actor, case: Case) -> CasePage:
     overdue = any(d.status == "overdue" for d in deadlines)
     return CasePage(case=case, definition=definition, events=events, deadlines=deadlines, documents=dict(documents),
                     people=names(people_ids), related=related, triggers=triggers(case, actor, overdue),
-                    roles=actor.roles_on(case))
+                    roles=actor.roles_on(case), shown=disclosure(definition.confidential, case, actor))
 
 
 # -- the region overview: counts only ------------------------------------------------------------
