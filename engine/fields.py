@@ -5,19 +5,33 @@ is an unmet precondition (the case is not ready yet).
 """
 from __future__ import annotations
 
+import re
 from datetime import date
 
 MAX_TEXT = 20_000
 MAX_ITEMS = 200
+# Dates a procedure can mean: trajectories recorded afterwards reach back decades, none reaches past 2199.
+FIRST_YEAR, LAST_YEAR = 1900, 2199
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # calendar dates only: no ISO week or ordinal dates
+# A one-line text may end up in a mail header or a file name: no control characters at all.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # tabs and newlines are text
 
 
 def parse_date(value) -> date | None:
-    if isinstance(value, str) and len(value) == 10:
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            return None
-    return None
+    """A calendar date as YYYY-MM-DD in 1900-2199, else None."""
+    if not isinstance(value, str) or not _DATE.fullmatch(value):
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        return None
+    return day if FIRST_YEAR <= day.year <= LAST_YEAR else None
+
+
+def control_characters(value: str, multiline: bool = False) -> bool:
+    """Whether a text holds characters no reader can see (and a mail header must not carry)."""
+    return bool((_CONTROL_IN_TEXT if multiline else _CONTROL).search(value))
 
 
 def type_errors(spec: dict, value, path: str) -> dict[str, str]:
@@ -31,9 +45,11 @@ def type_errors(spec: dict, value, path: str) -> dict[str, str]:
         limit = 300 if kind == "string" else MAX_TEXT
         if len(value) > limit:
             return {path: f"must be at most {limit} characters"}
+        if control_characters(value, multiline=kind == "text"):
+            return {path: "must not contain control characters"}
     elif kind == "date":
         if parse_date(value) is None:
-            return {path: "must be a date as YYYY-MM-DD"}
+            return {path: f"must be a date as YYYY-MM-DD between {FIRST_YEAR} and {LAST_YEAR}"}
     elif kind == "boolean":
         if not isinstance(value, bool):
             return {path: "must be true or false"}

@@ -24,10 +24,20 @@ def log_read(case: Case, action: str) -> None:
 
 def log_reads(cases: list[Case], action: str) -> None:
     """One INSERT for a whole page of cases (executemany), whatever the page size."""
-    rows = [{"at": now(), "user_id": g.user.id, "case_id": c.id, "action": action, "detail": request.path[:300]}
-            for c in cases if engine().definition(c.definition).category == "personal"]
-    if rows:
-        db.session.execute(insert(AccessLog), rows)
+    _write([c.id for c in cases if engine().definition(c.definition).category == "personal"], action)
+
+
+def log_listed(items) -> None:
+    """A list that names cases by (id, workflow key), as the inbox does: listing a personal case is reading it."""
+    personal = {key for key, d in engine().latest(db.session).items() if d.category == "personal"}
+    _write(list(dict.fromkeys(case_id for case_id, key in items if key in personal)), "list")
+
+
+def _write(case_ids: list[int], action: str) -> None:
+    if case_ids:
+        at, user_id, detail = now(), g.user.id, request.path[:300]
+        db.session.execute(insert(AccessLog), [{"at": at, "user_id": user_id, "case_id": i, "action": action,
+                                                "detail": detail} for i in case_ids])
 
 
 CSV_HEADER = ["id", "at", "case_id", "workflow", "institution", "user_id", "name", "email", "roles", "action",

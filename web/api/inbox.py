@@ -6,6 +6,7 @@ from flask.views import MethodView
 
 from engine.inbox import inbox
 
+from ..access_log import log_listed
 from ..extensions import db
 from ..runtime import engine, now
 from .blueprint import api
@@ -17,4 +18,7 @@ class Inbox(MethodView):
     @api.response(200, InboxItem(many=True))
     def get(self):
         """Your open work across all workflows, most urgent first."""
-        return inbox(db.session, engine(), g.actor, now())
+        items = inbox(db.session, engine(), g.actor, now())
+        log_listed((item["case_id"], item["workflow"]) for item in items)
+        db.session.commit()
+        return items

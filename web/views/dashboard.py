@@ -6,11 +6,12 @@ from types import SimpleNamespace
 from flask import abort, g, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
-from sqlalchemy import insert, or_
+from sqlalchemy import or_
 
-from engine.models import AccessLog, Case, Institution, User, WorkflowDefinition
+from engine.models import Case, Institution, User, WorkflowDefinition
 
 from .. import svg
+from ..access_log import log_reads
 from ..extensions import db
 from ..runtime import engine, now
 from . import data, forms, i18n
@@ -27,13 +28,8 @@ def _roles(actor) -> list[str]:
 
 
 def _listed(rows):
-    """Listing personal cases is reading them: access-logged like the API's list, in one statement."""
-    if rows:
-        moment, user_id, path = now(), g.user.id, request.path[:300]
-        entries = [{"at": moment, "user_id": user_id, "case_id": r.case.id, "action": "list", "detail": path}
-                   for r in rows if r.definition.category == "personal"]
-        if entries:
-            db.session.execute(insert(AccessLog), entries)  # executemany, no RETURNING: one round trip
+    """Listing personal cases is reading them: the dashboard logs every case it lists in one statement."""
+    g.setdefault("listed", []).extend(r.case for r in rows)
     return rows
 
 
@@ -47,6 +43,7 @@ def dashboard():
         section["role"] = role
         sections.append(section)
     signatures = data.awaiting_signature(actor)
+    log_reads(list({c.id: c for c in [*g.get("listed", []), *(p.case for p in signatures)]}.values()), "list")
     report = [d for d in data.openable(actor) if not data.for_aios(d)]
     page = render_template("dashboard.html", sections=sections, signatures=signatures, report=report)
     db.session.commit()  # the access log of the cases listed

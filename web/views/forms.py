@@ -208,7 +208,8 @@ def initial(specs: dict, prefix: str, content: dict | None) -> dict:
 _KNOWN = {
     "is required": lambda: _("This field is required."),
     "must be a string": lambda: _("Enter text."),
-    "must be a date as YYYY-MM-DD": lambda: _("Enter a date as DD-MM-YYYY."),
+    "must be a date as YYYY-MM-DD between 1900 and 2199": lambda: _("Enter a date as DD-MM-YYYY."),
+    "must not contain control characters": lambda: _("Remove the invisible characters (such as a line break)."),
     "must be true or false": lambda: _("Choose yes or no."),
     "must be a whole number": lambda: _("Enter a whole number."),
     "must be a list of strings": lambda: _("Enter one item per line."),

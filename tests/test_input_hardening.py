@@ -1,0 +1,79 @@
+"""Input an attacker with a demo account tried: dates the calendar cannot hold, invisible characters,
+and lists that showed personal cases without a trace in the access log."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from engine.fields import parse_date
+from engine.models import AccessLog
+from flows import evaluation, fire, ok, open_internal, to_guidance
+from web.extensions import db
+
+
+@pytest.mark.parametrize("text", ["0001-01-01", "9999-12-31", "1899-12-31", "2200-01-01", "2026-W01-1",
+                                  "2026-02-30", "20260301", "2026-3-1", " 2026-03-01"])
+def test_it_refuses_dates_outside_the_calendar_a_procedure_can_mean(text):
+    assert parse_date(text) is None
+
+
+@pytest.mark.parametrize("text", ["1900-01-01", "2026-03-01", "2199-12-31"])
+def test_it_takes_calendar_dates_from_1900_to_2199(text):
+    assert parse_date(text).isoformat() == text
+
+
+@pytest.mark.parametrize("text", ["0001-01-01", "9999-12-31", "2026-W09-1"])
+def test_a_date_out_of_range_is_a_422_not_a_500(world, text):
+    opleider, aios = world.api("opleider"), world.api("aios")
+    case = to_guidance(opleider, aios, open_internal(opleider, world.users["aios"]))
+    body = fire(opleider, case, "record_evaluation", evaluation(False, text), status=422)
+    assert body["error"]["code"] == "validation_error"
+    assert "data.evaluation.date" in body["error"]["details"]
+
+
+@pytest.mark.parametrize("text", ["Eerste\r\nBcc: iedereen@example.org", "bel\x07", "regel\u2028scheiding"])
+def test_a_one_line_field_refuses_control_characters(world, text):
+    body = ok(world.api("vp").post("/cases", json={
+        "workflow": "escalation", "institution": "meander", "title": "Signaal",
+        "data": {"description": "Zorg over supervisie", "signaller": text}}), 422)
+    assert body["error"]["details"]["data.signaller"] == ["must not contain control characters"]
+
+
+def test_a_text_refuses_control_characters_other_than_line_breaks_and_tabs(world):
+    opleider, aios = world.api("opleider"), world.api("aios")
+    case = to_guidance(opleider, aios, open_internal(opleider, world.users["aios"]))
+    body = fire(opleider, case, "record_evaluation",
+                {"evaluation": {"date": "2026-04-01", "summary": "bel\x07", "sufficient": False}}, status=422)
+    assert body["error"]["details"]["data.evaluation.summary"] == ["must not contain control characters"]
+
+
+def test_a_text_keeps_its_line_breaks(world):
+    opleider, aios = world.api("opleider"), world.api("aios")
+    case = to_guidance(opleider, aios, open_internal(opleider, world.users["aios"]))
+    case = fire(opleider, case, "record_evaluation",
+                {"evaluation": {"date": "2026-04-01", "summary": "Eerste regel\nTweede regel\tmet tab",
+                                "sufficient": False}})
+    assert case["state"] == "guidance"
+
+
+def test_the_inbox_writes_the_access_log_for_every_personal_case_it_lists(world):
+    opleider, aios = world.api("opleider"), world.api("aios")
+    case = open_internal(opleider, world.users["aios"])
+    items = ok(opleider.get("/inbox"))
+    assert case["id"] in {i["case_id"] for i in items}
+    with world.app.app_context():
+        rows = db.session.execute(select(AccessLog.case_id, AccessLog.action, AccessLog.detail)
+                                  .where(AccessLog.user_id == world.users["opleider"])).all()
+    assert (case["id"], "list", "/api/v1/inbox") in rows
+
+
+def test_the_dashboard_logs_a_case_it_lists_once(world):
+    from flows import browser
+
+    opleider = world.api("opleider")
+    case = open_internal(opleider, world.users["aios"])
+    assert browser(world, "opleider").get("/").status_code == 200
+    with world.app.app_context():
+        rows = db.session.scalars(select(AccessLog.case_id).where(AccessLog.user_id == world.users["opleider"],
+                                                                   AccessLog.detail == "/")).all()
+    assert rows == [case["id"]]
