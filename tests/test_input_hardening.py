@@ -77,3 +77,17 @@ def test_the_dashboard_logs_a_case_it_lists_once(world):
         rows = db.session.scalars(select(AccessLog.case_id).where(AccessLog.user_id == world.users["opleider"],
                                                                    AccessLog.detail == "/")).all()
     assert rows == [case["id"]]
+
+
+def test_a_dossier_over_the_document_limit_is_a_413_and_its_read_is_logged_first(world):
+    opleider, aios = world.api("opleider"), world.api("aios")
+    case = to_guidance(opleider, aios, open_internal(opleider, world.users["aios"]))
+    world.app.config["TRAJECT_DOSSIER_MAX_DOCUMENTS"] = 0
+    response = opleider.get(f"/cases/{case['id']}/dossier.zip")
+    assert response.status_code == 413 and response.get_json()["error"]["code"] == "payload_too_large"
+    with world.app.app_context():
+        actions = db.session.scalars(select(AccessLog.action).where(AccessLog.case_id == case["id"])).all()
+    assert "dossier_export" in actions
+    world.app.config["TRAJECT_DOSSIER_MAX_DOCUMENTS"] = 300
+    assert opleider.get(f"/cases/{case['id']}/dossier.zip").status_code == 200
+

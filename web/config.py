@@ -54,6 +54,8 @@ def from_env(env=None) -> dict:
         # The worker (web/worker.py): seconds between passes; how long a claimed message is reserved.
         "TRAJECT_WORKER_INTERVAL": float(env.get("TRAJECT_WORKER_INTERVAL", "15")),
         "TRAJECT_DELIVERY_LEASE": float(env.get("TRAJECT_DELIVERY_LEASE", "300")),
+        # The most documents one dossier request renders (every version of the case and its linked cases).
+        "TRAJECT_DOSSIER_MAX_DOCUMENTS": int(env.get("TRAJECT_DOSSIER_MAX_DOCUMENTS", "300")),
         # Privacy (docs/privacy.md): the key of the subjects' pseudonyms (default: derived from SECRET_KEY;
         # set it, and keep it apart from the backups); how often the worker verifies the audit chains and
         # applies retention (seconds; daily).

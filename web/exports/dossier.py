@@ -12,7 +12,7 @@ import zipfile
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from engine.canonical import isoformat_utc, sha256_hex
 from engine.disclosure import Disclosure, disclosure
@@ -39,6 +39,13 @@ de keten, hun inhoud kan in dit pakket niet worden gecontroleerd.
 This pack holds case {case_id} and its linked cases; run `python3 verify.py` to check every
 file, the seal, the audit hash chains and the document hashes.
 """
+
+
+DEFAULT_MAX_DOCUMENTS = 300  # every version of every document of the case and its linked cases
+
+
+class TooLarge(ValueError):
+    """More documents than one request may render (TRAJECT_DOSSIER_MAX_DOCUMENTS)."""
 
 
 def linked_cases(session, engine, actor: Actor, case_id: int) -> list[Case]:
@@ -69,10 +76,15 @@ def _event_json(ev: AuditEvent, shown: Disclosure) -> dict:
     return out
 
 
-def export(session, engine, actor: Actor, case_id: int, now: datetime) -> tuple[str, bytes]:
+def export(session, engine, actor: Actor, case_id: int, now: datetime,
+           max_documents: int = DEFAULT_MAX_DOCUMENTS) -> tuple[str, bytes]:
     cases = linked_cases(session, engine, actor, case_id)
     if not cases:
         raise NotFound("case not found", {"case_id": case_id})
+    count = session.scalar(select(func.count()).select_from(Document)
+                           .where(Document.case_id.in_([c.id for c in cases])))
+    if count > max_documents:
+        raise TooLarge(f"the dossier would hold {count} documents; at most {max_documents} are rendered at once")
     files: dict[str, bytes] = {}
     manifest_cases = []
     for case in cases:
