@@ -204,7 +204,8 @@ def test_hr_sees_a_gbt_opened_by_intensify_but_not_its_internal_parent(world):
                                               "aios_informed_of_dispute_procedure": True})
     [child_id] = case["child_ids"]
     child = ok(hr.get(f"/cases/{child_id}"))
-    assert child["parent_id"] == case["id"]
+    assert child["parent_id"] is None  # the internal trajectory is outside HR's scope: not even its id
+    assert ok(opleider.get(f"/cases/{child_id}"))["parent_id"] == case["id"]
     not_found(hr.get(f"/cases/{case['id']}"), case["id"])
     assert listed(hr) == [child_id]
     not_found(world.api("hr_gelre").get(f"/cases/{child_id}"), child_id)

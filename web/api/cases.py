@@ -52,11 +52,15 @@ def serialize_cases(cases: list[Case]) -> list[dict]:
     for doc in db.session.scalars(select(Document).where(Document.case_id.in_(ids))
                                   .order_by(Document.kind, Document.version)):
         documents[doc.case_id].append(document_out(doc))
-    children: dict[int, list] = {i: [] for i in ids}
-    for child_id, parent_id in db.session.execute(select(Case.id, Case.parent_id).where(Case.parent_id.in_(ids))
-                                                  .order_by(Case.id)):
-        children[parent_id].append(child_id)
     eng, actor = engine(), g.actor
+    # Linked cases are named only when the reader may see them: HR must not learn of a dispute.
+    scope = eng.scope(db.session, actor)
+    children: dict[int, list] = {i: [] for i in ids}
+    for child_id, parent_id in db.session.execute(select(Case.id, Case.parent_id)
+                                                  .where(Case.parent_id.in_(ids), scope).order_by(Case.id)):
+        children[parent_id].append(child_id)
+    parents = {c.parent_id for c in cases if c.parent_id}
+    visible_parents = set(db.session.scalars(select(Case.id).where(Case.id.in_(parents), scope))) if parents else set()
     shown = {c.id: _shown(c) for c in cases}
     return [
         {
@@ -68,7 +72,8 @@ def serialize_cases(cases: list[Case]) -> list[dict]:
             "available_triggers": eng.available_triggers(
                 c, actor, overdue=any(d["status"] == "overdue" for d in deadlines[c.id])),
             "deadlines": deadlines[c.id],
-            "documents": documents[c.id], "parent_id": c.parent_id, "child_ids": children[c.id],
+            "documents": documents[c.id], "parent_id": c.parent_id if c.parent_id in visible_parents else None,
+            "child_ids": children[c.id],
         }
         for c in cases
     ]

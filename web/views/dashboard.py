@@ -263,6 +263,8 @@ def case_list():
     elif status == "closed":
         q = q.where(Case.closed_at.is_not(None))
     before = request.args.get("before", type=int)
+    if before is not None and not 0 < before < 2**63:  # a database integer: anything else is no page of ours
+        abort(404)
     if before:
         q = q.where(Case.id < before)
     cases = list(db.session.scalars(q.order_by(Case.id.desc()).limit(51)).unique())
