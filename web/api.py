@@ -13,6 +13,8 @@ from engine.errors import ValidationError
 from engine.scope import redact
 from notifications import pdf
 from engine.models import AccessLog, AuditEvent, Case, Deadline, Document, Institution, Notification, User
+from engine.overview import csv_rows, overview, threshold_of
+from workflows.roles import OVERVIEW_ROLES
 
 from . import auth
 from .errors import error_response
@@ -428,9 +430,6 @@ class Inbox(MethodView):
         return inbox(db.session, engine(), g.actor, now())
 
 
-OVERVIEW_ROLES = ("regio_bestuur", "r_coc_chair", "rso_board")
-
-
 @api.route("/overview")
 class Overview(MethodView):
     @api.arguments(OverviewQuery, location="query")
@@ -441,13 +440,11 @@ class Overview(MethodView):
         import csv
         import io
 
-        from engine.overview import csv_rows, overview
-
         actor = g.actor
         regions = sorted({region for role, _, region in actor.assignments if role in OVERVIEW_ROLES})
         if not regions and not actor.superuser:
             return error_response(403, "forbidden", "the overview is for the regiobestuur, R-COC and RSO board")
-        threshold = int(current_app.config["TRAJECT_REGION"].get("small_cell_threshold", 5))
+        threshold = threshold_of(current_app.config["TRAJECT_REGION"])
         data = overview(db.session, engine(), None if actor.superuser else regions, now(), threshold)
         if query["format"] == "csv":
             buffer = io.StringIO()
