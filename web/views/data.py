@@ -21,7 +21,7 @@ from engine.models import (
     RoleAssignment,
     User,
 )
-from engine.overview import figures
+from engine.overview import figures, ladders
 from engine.scope import Actor
 from workflows.roles import OVERVIEW_ROLES, SUPERUSER_ROLES
 
@@ -259,6 +259,7 @@ def overview(actor: Actor, now: datetime, months: int = 12) -> Overview:
     regions = regions_for(actor)
     latest = engine().latest(db.session)
     f = figures(db.session, engine(), regions, now, months)
+    ladder_keys = ladders(latest)  # the escalation levels: the same workflows as the API's
     insts = [(i, name) for i, _code, name, region in f.institutions if region in regions]
     table: dict = {}
     by_inst: dict = defaultdict(int)
@@ -272,12 +273,12 @@ def overview(actor: Actor, now: datetime, months: int = 12) -> Overview:
     ordered = []
     for key, d in sorted(latest.items()):
         for s in d.state_names:
-            if (key, s) in by_state or (d.category == "organisational" and s not in d.final_states):
+            if (key, s) in by_state or (key in ladder_keys and s not in d.final_states):
                 ordered.append((key, s, by_state.get((key, s), 0)))
     for (key, s), n in sorted(by_state.items()):
         if key not in latest:  # a workflow no longer defined still counts
             ordered.append((key, s, n))
-    organisational = [(k, s, n) for k, s, n in ordered if latest.get(k) and latest[k].category == "organisational"]
+    organisational = [(k, s, n) for k, s, n in ordered if k in ladder_keys]
     late: dict = defaultdict(int)
     for (_key, inst_id), n in f.late.items():  # a case has one workflow: the sum counts each case once
         late[inst_id] += n
