@@ -1,11 +1,20 @@
 """Region aggregates for the regiobestuur, the R-COC and the RSO board: counts, never names.
 
-Cells of personal workflows (about one aios) with fewer cases than the threshold are shown
-as "< N": in a small hospital a count of 1 in "terminated" can identify a resident.
+One computation (`figures`) for every view of the overview: the API and its CSV (`overview`,
+`csv_rows`) and the pages (web/views/data.py), which reshape the same numbers. The API counts
+every case (open and closed) by workflow × state × institution; the pages show the open ones,
+the `open` half of the same cells.
+
+The small-cell rule lives here too, once: a count of 1 to threshold − 1 is shown as "< N"
+(`shown`), because in a small hospital a count of 1 in "terminated" can identify a resident.
+The API hides such cells of personal workflows (about one aios); the pages hide every small cell
+and show a total that includes a hidden cell as a range (`bounded`), so it cannot be subtracted back.
 """
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -14,81 +23,171 @@ from sqlalchemy.orm import Session
 
 from .models import Case, Deadline, Institution
 
+THRESHOLD = 5  # the default `small_cell_threshold` of a region
 
-def _months(now: datetime, n: int) -> list[str]:
-    months, year, month = [], now.year, now.month
+
+# -- the small-cell rule -------------------------------------------------------------------------
+
+
+def threshold_of(region: Mapping | None) -> int:
+    """The region's `small_cell_threshold` (workflows/region.yaml): 5 unless set, and at least 1."""
+    value = (region or {}).get("small_cell_threshold", THRESHOLD)
+    return max(int(value or THRESHOLD), 1)
+
+
+def is_small(count: int, threshold: int) -> bool:
+    return 0 < count < threshold
+
+
+def shown(count: int, threshold: int) -> str:
+    """A count as people may read it: "< 5" for 1 to 4, else the number."""
+    return f"< {threshold}" if is_small(count, threshold) else str(count)
+
+
+def bounded(values, threshold: int) -> tuple[int, str]:
+    """A total over cells some of which are hidden: (its least possible value, what to show).
+
+    Shown exactly, a total would give a hidden cell away (total minus the visible cells); so a
+    total with hidden parts is shown as the range the visible cells allow, e.g. "7–10".
+    """
+    values = [v for v in values if v]
+    hidden = [v for v in values if is_small(v, threshold)]
+    visible = sum(v for v in values if not is_small(v, threshold))
+    if not hidden:
+        return visible, str(visible)
+    low, high = visible + len(hidden), visible + len(hidden) * (threshold - 1)
+    return low, (f"< {threshold}" if high < threshold else f"{low}–{high}")
+
+
+def cell(count: int, threshold: int, protected: bool = True) -> dict:
+    """An API cell: a protected small count has no number, only its display."""
+    if protected and is_small(count, threshold):
+        return {"count": None, "display": shown(count, threshold)}
+    return {"count": count, "display": str(count)}
+
+
+# -- the numbers ------------------------------------------------------------------------------
+
+
+def personal_workflows(definitions: dict) -> set[str]:
+    return {k for k, d in definitions.items() if d.category == "personal"}
+
+
+def ladders(definitions: dict) -> set[str]:
+    """Escalation ladders: workflows with levels that a role owns, never a personal trajectory."""
+    return {k for k, d in definitions.items() if any(s.get("owner") for s in d.states)} - personal_workflows(definitions)
+
+
+@dataclass
+class Figures:
+    """The overview's numbers before any cell is hidden: what every view of it is made from."""
+
+    now: datetime
+    institutions: list  # (id, code, name, region id) of every institution, by name
+    cells: dict  # (workflow, state, institution id) -> (cases, open cases)
+    late: dict  # (workflow, institution id) -> open cases with a deadline passed
+    months: list  # "YYYY-MM", oldest first, as people in the region count months
+    opened: list  # per month
+    closed: list  # per month
+
+    def code(self, institution_id) -> str:
+        return self._codes.get(institution_id, str(institution_id))
+
+    def sort_code(self, institution_id) -> str:
+        return self._codes.get(institution_id, "")
+
+    def __post_init__(self):
+        self._codes = {i: code for i, code, _name, _region in self.institutions}
+
+
+def _months(local_now: datetime, n: int) -> list[tuple[int, int]]:
+    months, year, month = [], local_now.year, local_now.month
     for _ in range(n):
-        months.append(f"{year:04d}-{month:02d}")
+        months.append((year, month))
         month -= 1
         if month == 0:
             year, month = year - 1, 12
     return list(reversed(months))
 
 
-def _cell(count: int, personal: bool, threshold: int) -> dict:
-    if personal and 0 < count < threshold:
-        return {"count": None, "display": f"< {threshold}"}
-    return {"count": count, "display": str(count)}
-
-
-def overview(session: Session, engine, region_ids: list[int] | None, now: datetime, threshold: int = 5,
-             months: int = 12) -> dict:
-    definitions = engine.latest(session)
-    personal = {k for k, d in definitions.items() if d.category == "personal"}
-    ladders = {k for k, d in definitions.items() if any(s.get("owner") for s in d.states)} - personal
+def figures(session: Session, engine, region_ids: list[int] | None, now: datetime, months: int = 12) -> Figures:
+    """Counts over the region(s), `None`: every region. Four queries, whatever the number of cases."""
     in_region = Case.region_id.in_(region_ids) if region_ids is not None else True
-    codes = dict(session.execute(select(Institution.id, Institution.code)).all())
-
-    counts = session.execute(
-        select(Case.workflow_key, Case.state, Case.institution_id, func.count())
-        .where(in_region).group_by(Case.workflow_key, Case.state, Case.institution_id)
+    institutions = session.execute(
+        select(Institution.id, Institution.code, Institution.name, Institution.region_id).order_by(Institution.name)
     ).all()
-    cells = [
-        {"workflow": w, "state": s, "institution": codes.get(i, str(i)), **_cell(n, w in personal, threshold)}
-        for w, s, i, n in sorted(counts, key=lambda r: (r[0], codes.get(r[2], ""), r[1]))
-    ]
+    cells = {
+        (w, s, i): (n, n - closed) for w, s, i, n, closed in session.execute(
+            select(Case.workflow_key, Case.state, Case.institution_id, func.count(), func.count(Case.closed_at))
+            .where(in_region).group_by(Case.workflow_key, Case.state, Case.institution_id))
+    }
+    passed = or_(Deadline.status == "overdue",
+                 and_(Deadline.status.in_(("pending", "reminded")), Deadline.due_at < now))
+    late = {
+        (w, i): n for w, i, n in session.execute(
+            select(Case.workflow_key, Case.institution_id, func.count(func.distinct(Case.id)))
+            .join(Deadline, Deadline.case_id == Case.id)
+            .where(in_region, Case.closed_at.is_(None), passed)
+            .group_by(Case.workflow_key, Case.institution_id))
+    }
+    tz = ZoneInfo(engine.config.timezone)  # months as people in the region count them
+    labels = _months(now.astimezone(tz), months)
+    since = datetime(*labels[0], 1, tzinfo=tz) - timedelta(days=1)
+    index = {m: i for i, m in enumerate(labels)}
+    opened, closed = [0] * months, [0] * months
+    for opened_at, closed_at in session.execute(
+            select(Case.opened_at, Case.closed_at)
+            .where(in_region, or_(Case.opened_at > since, Case.closed_at > since))):
+        for moment, bucket in ((opened_at, opened), (closed_at, closed)):
+            if moment is not None:
+                local = moment.astimezone(tz)
+                i = index.get((local.year, local.month))
+                if i is not None:
+                    bucket[i] += 1
+    return Figures(now=now, institutions=list(institutions), cells=cells, late=late,
+                   months=[f"{y:04d}-{m:02d}" for y, m in labels], opened=opened, closed=closed)
 
-    late = or_(Deadline.status == "overdue",
-               and_(Deadline.status.in_(("pending", "reminded")), Deadline.due_at < now))
-    overdue_rows = session.execute(
-        select(Case.workflow_key, Case.institution_id, func.count(func.distinct(Case.id)))
-        .join(Deadline, Deadline.case_id == Case.id)
-        .where(in_region, Case.closed_at.is_(None), late)
-        .group_by(Case.workflow_key, Case.institution_id)
-    ).all()
-    overdue = [{"workflow": w, "institution": codes.get(i, str(i)), **_cell(n, w in personal, threshold)}
-               for w, i, n in sorted(overdue_rows, key=lambda r: (r[0], codes.get(r[1], "")))]
 
-    open_ladders = session.execute(
-        select(Case.workflow_key, Case.state, Case.opened_at)
-        .where(in_region, Case.closed_at.is_(None), Case.workflow_key.in_(ladders))
-    ).all()
-    levels: Counter = Counter()
+def escalation_age(session: Session, region_ids: list[int] | None, now: datetime, keys: set[str]) -> list[dict]:
+    """How long the open cases of the ladders have been open, per workflow: one query."""
+    in_region = Case.region_id.in_(region_ids) if region_ids is not None else True
     ages: dict[str, list[int]] = defaultdict(list)
-    for w, s, opened in open_ladders:
-        levels[(w, s)] += 1
+    for w, opened in session.execute(select(Case.workflow_key, Case.opened_at)
+                                     .where(in_region, Case.closed_at.is_(None), Case.workflow_key.in_(keys))):
         ages[w].append(max(0, (now - opened).days))
-    escalation_levels = [{"workflow": w, "state": s, "count": n} for (w, s), n in sorted(levels.items())]
     age = []
     for w, days in sorted(ages.items()):
         days.sort()
         age.append({"workflow": w, "open": len(days), "median_days": days[len(days) // 2], "max_days": days[-1],
                     "under_30": sum(d < 30 for d in days), "30_to_90": sum(30 <= d <= 90 for d in days),
                     "over_90": sum(d > 90 for d in days)})
+    return age
 
-    labels = _months(now, months)
-    since = datetime(int(labels[0][:4]), int(labels[0][5:]), 1, tzinfo=now.tzinfo) - timedelta(days=1)
-    trend = {m: {"month": m, "opened": 0, "closed": 0} for m in labels}
-    tz = ZoneInfo(engine.config.timezone)
-    for column, field in ((Case.opened_at, "opened"), (Case.closed_at, "closed")):
-        for (moment,) in session.execute(select(column).where(in_region, column > since)):
-            local = moment.astimezone(tz)  # months as people in the region count them
-            key = f"{local.year:04d}-{local.month:02d}"
-            if key in trend:
-                trend[key][field] += 1
+
+# -- the API's view (CONTRACT.md: GET /overview) --------------------------------------------------------
+
+
+def overview(session: Session, engine, region_ids: list[int] | None, now: datetime, threshold: int = THRESHOLD,
+             months: int = 12) -> dict:
+    """Every case by workflow × state × institution, small cells of personal workflows hidden."""
+    definitions = engine.latest(session)
+    personal, ladder_keys = personal_workflows(definitions), ladders(definitions)
+    f = figures(session, engine, region_ids, now, months)
+    counts = [
+        {"workflow": w, "state": s, "institution": f.code(i), **cell(n, threshold, w in personal)}
+        for (w, s, i), (n, _open) in sorted(f.cells.items(), key=lambda c: (c[0][0], f.sort_code(c[0][2]), c[0][1]))
+    ]
+    overdue = [{"workflow": w, "institution": f.code(i), **cell(n, threshold, w in personal)}
+               for (w, i), n in sorted(f.late.items(), key=lambda c: (c[0][0], f.sort_code(c[0][1])))]
+    levels: dict[tuple[str, str], int] = defaultdict(int)
+    for (w, s, _i), (_n, n_open) in f.cells.items():
+        if w in ladder_keys and n_open:
+            levels[(w, s)] += n_open
     return {
-        "generated_at": now, "threshold": threshold, "counts": cells, "overdue": overdue,
-        "escalation_levels": escalation_levels, "escalation_age": age, "trend": list(trend.values()),
+        "generated_at": now, "threshold": threshold, "counts": counts, "overdue": overdue,
+        "escalation_levels": [{"workflow": w, "state": s, "count": n} for (w, s), n in sorted(levels.items())],
+        "escalation_age": escalation_age(session, region_ids, now, ladder_keys),
+        "trend": [{"month": m, "opened": o, "closed": c} for m, o, c in zip(f.months, f.opened, f.closed)],
     }
 
 

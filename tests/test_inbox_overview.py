@@ -108,3 +108,21 @@ def test_diagrams_are_drawn_from_the_definition_with_the_current_state_highlight
     assert svg.count('class="node visited current"') == 1 and "Analyse" in svg
     assert world.api("opleider_gelre").get(f"/cases/{case['id']}/diagram.svg").status_code == 404
     assert opleider.get("/workflows/nothing/diagram.svg").status_code == 404
+
+
+def test_the_api_counts_every_case_and_the_pages_the_open_ones_of_the_same_overview(world):
+    import re
+
+    from flows import browser
+    from test_web import page
+
+    rso = world.api("rso")
+    cases = [signal(world) for _ in range(7)]
+    fire(rso, cases[0], "resolve", {"resolution": "Roosters aangepast"})
+    body = ok(world.api("regio").get("/overview"))
+    cells = {(c["workflow"], c["state"]): c["count"] for c in body["counts"] if c["institution"] == "meander"}
+    assert (cells[("escalation", "signalled")], cells[("escalation", "resolved")]) == (6, 1)
+    assert body["escalation_levels"] == [{"workflow": "escalation", "state": "signalled", "count": 6}]
+    html = page(browser(world, "regio").get("/overview"))
+    meander = re.search(r'<th scope="row">Meander MC</th>(.*?)</tr>', html).group(1)
+    assert re.findall(r'<td class="num">([^<]*)</td>', meander) == ["6", "6", "0"]  # open only: 6, total 6, late 0

@@ -93,7 +93,7 @@ def load(app, scale: int = 0, echo=print) -> None:
         insts[code] = inst
     users: dict[str, User] = {}
     for i, (code, _, _) in enumerate(INSTITUTIONS):
-        for role in ("opleider", "coc_chair", "rvb", "hr"):
+        for role in (r for r in NAMES if r != "aios"):  # the staff; the aios are numbered, below
             users[email(role, code)] = _user(email(role, code), NAMES[role][i], role, insts[code], region, pw_hash, now)
         for n in (1, 2):
             address = email("aios", code, n)

@@ -17,6 +17,7 @@ from engine.commands import Engine, EngineConfig
 from engine.definitions import sync
 from engine.privacy import load_policies
 from workflows import load_definitions, load_region, make_registry
+from workflows.roles import SUPERUSER_ROLES
 
 from .extensions import db
 
@@ -44,7 +45,8 @@ def set_up(app: Flask) -> None:
     recipients = dict(region.get("recipients") or {})
     if app.config.get("RGS_ADDRESS"):
         recipients["rgs"] = app.config["RGS_ADDRESS"]
-    config = EngineConfig(timezone=app.config["TRAJECT_TIMEZONE"], external_recipients=recipients)
+    config = EngineConfig(timezone=app.config["TRAJECT_TIMEZONE"], external_recipients=recipients,
+                          superuser_roles=SUPERUSER_ROLES)
     app.extensions["traject"] = Engine(registry, config, app.config.get("CLOCK") or SystemClock())
     app.extensions["traject.definitions"] = definitions
     with app.app_context():

@@ -9,7 +9,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from flask import current_app, has_app_context
 from markupsafe import Markup, escape
+
+from engine import overview
 
 # -- the state diagram --------------------------------------------------------------------
 
@@ -168,39 +171,24 @@ def state_diagram(states: list[tuple[str, str, bool]], edges: list[tuple[str, st
 
 # -- charts ---------------------------------------------------------------------------------
 
-SMALL = 5  # cells under this are shown as "< 5" (DOMAIN: no re-identifiable counts) ...
+# The small-cell rule is the overview's (engine/overview.py); the charts draw it with the region's threshold.
+SMALL = overview.THRESHOLD
 
 
 def threshold() -> int:
-    """... unless the region configures another `small_cell_threshold` (workflows/region.yaml)."""
-    try:
-        from flask import current_app
-
-        region = current_app.config.get("TRAJECT_REGION") or {}
-    except RuntimeError:  # outside an app
+    """The region's `small_cell_threshold` (workflows/region.yaml), the default outside an app."""
+    if not has_app_context():
         return SMALL
-    return max(int(region.get("small_cell_threshold", SMALL) or SMALL), 1)
+    return overview.threshold_of(current_app.config.get("TRAJECT_REGION"))
 
 
 def shown(value: int, small: int | None = None) -> str:
-    small = small or threshold()
-    return f"< {small}" if 0 < value < small else str(value)
+    return overview.shown(value, small or threshold())
 
 
 def bounded(values, small: int | None = None) -> tuple[int, str]:
-    """A total over cells some of which are hidden: (its least possible value, what to show).
-
-    Shown exactly, a total would give a hidden cell away (total minus the visible cells); so a
-    total with hidden parts is shown as the range the visible cells allow, e.g. "7–10".
-    """
-    small = small or threshold()
-    values = [v for v in values if v]
-    hidden = [v for v in values if v < small]
-    visible = sum(v for v in values if v >= small)
-    if not hidden:
-        return visible, str(visible)
-    low, high = visible + len(hidden), visible + len(hidden) * (small - 1)
-    return low, (f"< {small}" if high < small else f"{low}–{high}")
+    """A total whose hidden parts must not be given away: see engine.overview.bounded."""
+    return overview.bounded(values, small or threshold())
 
 
 def hbar_chart(rows: list[tuple], title: str, desc: str, chart_id: str,
@@ -233,7 +221,7 @@ def hbar_chart(rows: list[tuple], title: str, desc: str, chart_id: str,
             parts.append(f'<text x="4" y="{y + 18}" class="group">{escape(_clip(text, 60))}</text>')
             y += head_h
             continue
-        small = 0 < value < SMALL or (label is not None and not label.isdigit())
+        small = overview.is_small(value, SMALL) or (label is not None and not label.isdigit())
         length = (max(value, SMALL) if small else value) / peak * bar_w
         parts.append(f'<text x="{label_w - 8}" y="{y + 18}" text-anchor="end" class="label">'
                      f'<title>{escape(text)}</title>{escape(_clip(text, 27))}</text>')
@@ -279,7 +267,7 @@ def column_chart(months: list[str], series: list[tuple[str, str, list[int]]], ti
             value = values[i]
             if not value:
                 continue
-            small = value < SMALL
+            small = overview.is_small(value, SMALL)
             h = (SMALL if small else value) / peak * plot_h
             x = gx + j * col_w
             fill = f'fill="url(#{chart_id}-hatch)" class="bar small small-{cls}"' if small else f'class="bar {cls}"'

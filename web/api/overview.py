@@ -7,16 +7,14 @@ import io
 from flask import Response, current_app, g
 from flask.views import MethodView
 
-from engine.overview import csv_rows, overview
+from engine.overview import csv_rows, overview, threshold_of
+from workflows.roles import OVERVIEW_ROLES
 
 from ..errors import error_response
 from ..extensions import db
 from ..runtime import engine, now
 from .blueprint import api
 from .schemas import OverviewQuery, OverviewSchema
-
-OVERVIEW_ROLES = ("regio_bestuur", "r_coc_chair", "rso_board")
-
 
 @api.route("/overview")
 class Overview(MethodView):
@@ -29,7 +27,7 @@ class Overview(MethodView):
         regions = sorted({region for role, _, region in actor.assignments if role in OVERVIEW_ROLES})
         if not regions and not actor.superuser:
             return error_response(403, "forbidden", "the overview is for the regiobestuur, R-COC and RSO board")
-        threshold = int(current_app.config["TRAJECT_REGION"].get("small_cell_threshold", 5))
+        threshold = threshold_of(current_app.config["TRAJECT_REGION"])
         data = overview(db.session, engine(), None if actor.superuser else regions, now(), threshold)
         if query["format"] == "csv":
             buffer = io.StringIO()

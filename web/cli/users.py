@@ -8,13 +8,11 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from engine.models import Institution, Region, RoleAssignment, User
+from workflows.roles import INSTITUTION_ROLES, ROLES
 
 from ..auth import hash_password
 from ..extensions import db
 from ..runtime import now
-
-INSTITUTION_ROLES = ("aios", "opleider", "coc_chair", "rvb", "hr")
-REGIONAL_ROLES = ("rso_board", "r_coc_chair", "regio_bestuur", "vertrouwenspersoon", "admin")
 
 
 def default_region() -> Region:
@@ -63,7 +61,7 @@ def user():
 @user.command("create")
 @click.option("--email", required=True)
 @click.option("--name", required=True)
-@click.option("--role", required=True, type=click.Choice(INSTITUTION_ROLES + REGIONAL_ROLES))
+@click.option("--role", required=True, type=click.Choice(ROLES))
 @click.option("--institution", "institution_code", default=None)
 @click.option("--password-stdin", is_flag=True, help="read the password from stdin")
 @click.option("--language", default="nl", type=click.Choice(["nl", "en"]))

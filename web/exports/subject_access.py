@@ -38,6 +38,7 @@ from engine.models import (
     User,
 )
 from notifications.pdf import _new_pdf, datetime_nl
+from workflows.roles import LABELS_NL
 
 from .. import access_log
 from ..extensions import db
@@ -47,10 +48,6 @@ READS_NL = {"read": "opende de zaak", "list": "zag de zaak in een lijst", "event
             "notifications": "bekeek de berichten", "document": "bekeek een document",
             "document_pdf": "opende een document als pdf", "dossier_export": "downloadde het dossier",
             "diagram": "bekeek het toestandsdiagram", "access_log": "bekeek wie de zaak inzag"}
-ROLES_NL = {"aios": "aios", "opleider": "opleider", "coc_chair": "voorzitter COC", "rvb": "raad van bestuur",
-            "hr": "HR", "rso_board": "bestuur RSO", "r_coc_chair": "voorzitter R-COC", "regio_bestuur": "regiobestuur",
-            "vertrouwenspersoon": "vertrouwenspersoon", "admin": "beheerder", "subject": "aios van het traject",
-            "opener": "opener", "responsible": "verantwoordelijk opleider"}
 
 
 def _iso(value):
@@ -254,7 +251,7 @@ def summary_pdf(export: dict, json_sha256: str, json_name: str) -> bytes:
     heading("Account")
     line(f"{account['name']} <{account['email']}>, gebruiker {account['id']}, aangemaakt {when(account['created_at'])}"
          f", {'actief' if account['active'] else 'niet actief'}, taal {account['language']}.")
-    line("Rollen: " + (", ".join(ROLES_NL.get(r["role"], r["role"])
+    line("Rollen: " + (", ".join(LABELS_NL.get(r["role"], r["role"])
                                  + (f" ({r['institution']})" if r["institution"] else " (regio)")
                                  for r in export["roles"]) or "geen"))
     heading(f"Trajecten over u ({len(export['cases_about_you'])})")
@@ -264,7 +261,7 @@ def summary_pdf(export: dict, json_sha256: str, json_name: str) -> bytes:
              + f"; {len(c['events'])} gebeurtenissen, {len(c['documents'])} documenten, "
                f"{len(c['who_read_it'])} keer ingezien.")
         for r in c["who_read_it"][:15]:
-            roles = ", ".join(ROLES_NL.get(x, x) for x in r["roles"]) or "—"
+            roles = ", ".join(LABELS_NL.get(x, x) for x in r["roles"]) or "—"
             line(f"    ingezien {when(r['at'])} door {r['name']} ({roles}): {READS_NL.get(r['action'], r['action'])}")
         if len(c["who_read_it"]) > 15:
             line(f"    … en {len(c['who_read_it']) - 15} eerdere inzagen (zie JSON)")

@@ -8,9 +8,10 @@ from sqlalchemy import select
 from werkzeug.security import check_password_hash
 
 from engine.models import User
+from workflows.roles import CATALOGUE
 
 from ..auth import SessionUser, check_credentials, end_all_sessions, hash_password
-from ..demo import DEMO_DOMAIN, email as demo_email
+from ..demo import DEMO_DOMAIN, INSTITUTIONS as DEMO_INSTITUTIONS, email as demo_email
 from ..extensions import db, limiter
 from . import i18n
 from .blueprint import ui
@@ -62,11 +63,9 @@ def login():
 
 
 # The demo roles in one click: only in a demo instance (TRAJECT_DEMO), only demo accounts.
-DEMO_CHOICES = [
-    ("opleider", "meander", None), ("aios", "meander", 1), ("coc_chair", "meander", None), ("hr", "meander", None),
-    ("rvb", "meander", None), ("rso_board", None, None), ("r_coc_chair", None, None), ("regio_bestuur", None, None),
-    ("vertrouwenspersoon", None, None), ("admin", None, None),
-]
+# Every role of the catalogue: institutional roles at the first demo hospital, its first aios.
+DEMO_CHOICES = [(r.key, None if r.regional else DEMO_INSTITUTIONS[0][0], 1 if r.key == "aios" else None)
+                for r in CATALOGUE]
 
 
 def _demo_choices() -> list[dict]:

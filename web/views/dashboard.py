@@ -9,6 +9,7 @@ from flask_login import login_required
 from sqlalchemy import or_
 
 from engine.models import Case, Institution, User, WorkflowDefinition
+from workflows.roles import ROLES
 
 from .. import svg
 from ..access_log import log_reads
@@ -17,14 +18,12 @@ from ..runtime import engine, now
 from . import data, forms, i18n
 from .blueprint import ui
 
-ROLE_ORDER = ["opleider", "aios", "coc_chair", "hr", "rvb", "rso_board", "r_coc_chair", "regio_bestuur",
-              "vertrouwenspersoon", "admin"]
 LIST_LIMIT = 100
 
 
 def _roles(actor) -> list[str]:
     held = {r for r, _, _ in actor.assignments}
-    return [r for r in ROLE_ORDER if r in held]
+    return [r for r in ROLES if r in held]  # in the catalogue's order
 
 
 def _listed(rows):

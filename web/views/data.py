@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime
 
-from dateutil.relativedelta import relativedelta
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, or_, select
 
 from engine.models import (
     DEADLINE_OPEN,
@@ -24,14 +23,13 @@ from engine.models import (
 )
 from engine.disclosure import Disclosure, disclosure
 from engine.inbox import awaiting_signature as waiting
+from engine.overview import figures, ladders
 from engine.scope import Actor
+from workflows.roles import OVERVIEW_ROLES, SUPERUSER_ROLES
 
 from ..extensions import db
 from ..runtime import engine
 from . import i18n
-
-OVERVIEW_ROLES = ("regio_bestuur", "rso_board", "r_coc_chair", "admin")
-
 
 def is_late(d: Deadline, now: datetime) -> bool:
     return d.status == "overdue" or (d.status in ("pending", "reminded") and d.due_at < now)
@@ -118,7 +116,8 @@ def institutions_for(actor: Actor, role: str) -> list[int]:
     return [inst for r, inst, _ in actor.assignments if r == role and inst is not None]
 
 
-def regions_for(actor: Actor, roles=OVERVIEW_ROLES) -> list[int]:
+def regions_for(actor: Actor, roles=OVERVIEW_ROLES + SUPERUSER_ROLES) -> list[int]:
+    """The regions whose overview the pages show this actor: an administrator's own region(s) too."""
     return sorted({region for r, _, region in actor.assignments if r in roles})
 
 
@@ -257,58 +256,35 @@ class Overview:
 
 
 def overview(actor: Actor, now: datetime, months: int = 12) -> Overview:
-    """Aggregates over the actor's region(s): no names, no case ids; four queries."""
+    """The open cases of the engine's overview (engine/overview.py), shaped for the pages: four queries."""
     regions = regions_for(actor)
     latest = engine().latest(db.session)
-    insts = db.session.execute(select(Institution.id, Institution.name).where(Institution.region_id.in_(regions))
-                               .order_by(Institution.name)).all()
-    counts = db.session.execute(
-        select(Case.institution_id, Case.workflow_key, Case.state, func.count())
-        .where(Case.region_id.in_(regions), Case.closed_at.is_(None))
-        .group_by(Case.institution_id, Case.workflow_key, Case.state)).all()
-    late_rows = db.session.execute(
-        select(Case.institution_id, func.count(func.distinct(Case.id)))
-        .join(Deadline, Deadline.case_id == Case.id)
-        .where(Case.region_id.in_(regions), Case.closed_at.is_(None),
-               or_(Deadline.status == "overdue",
-                   and_(Deadline.status.in_(("pending", "reminded")), Deadline.due_at < now)))
-        .group_by(Case.institution_id)).all()
-    first = i18n.today(now).replace(day=1) - relativedelta(months=months - 1)
-    # a day early: months are bucketed below in local time, exactly
-    start = datetime.combine(first, datetime.min.time()).replace(tzinfo=now.tzinfo) - timedelta(days=1)
-    moments = db.session.execute(
-        select(Case.opened_at, Case.closed_at)
-        .where(Case.region_id.in_(regions), or_(Case.opened_at >= start, Case.closed_at >= start))).all()
-
+    f = figures(db.session, engine(), regions, now, months)
+    ladder_keys = ladders(latest)  # the escalation levels: the same workflows as the API's
+    insts = [(i, name) for i, _code, name, region in f.institutions if region in regions]
     table: dict = {}
     by_inst: dict = defaultdict(int)
     by_state: dict = defaultdict(int)
-    for inst_id, key, state, n in counts:
+    for (key, state, inst_id), (_n, n) in f.cells.items():
+        if not n:  # closed cases only: not on the pages
+            continue
         table[(inst_id, key, state)] = n
         by_inst[inst_id] += n
         by_state[(key, state)] += n
     ordered = []
     for key, d in sorted(latest.items()):
         for s in d.state_names:
-            if (key, s) in by_state or (d.category == "organisational" and s not in d.final_states):
+            if (key, s) in by_state or (key in ladder_keys and s not in d.final_states):
                 ordered.append((key, s, by_state.get((key, s), 0)))
     for (key, s), n in sorted(by_state.items()):
         if key not in latest:  # a workflow no longer defined still counts
             ordered.append((key, s, n))
-    month_list = [first + relativedelta(months=i) for i in range(months)]
-    index = {(m.year, m.month): i for i, m in enumerate(month_list)}
-    opened, closed = [0] * months, [0] * months
-    for opened_at, closed_at in moments:
-        for moment, bucket in ((opened_at, opened), (closed_at, closed)):
-            if moment is None:
-                continue
-            day = i18n.today(moment)
-            i = index.get((day.year, day.month))
-            if i is not None:
-                bucket[i] += 1
-    organisational = [(k, s, n) for k, s, n in ordered if latest.get(k) and latest[k].category == "organisational"]
-    late = dict(late_rows)
+    organisational = [(k, s, n) for k, s, n in ordered if k in ladder_keys]
+    late: dict = defaultdict(int)
+    for (_key, inst_id), n in f.late.items():  # a case has one workflow: the sum counts each case once
+        late[inst_id] += n
     return Overview(institutions=insts, by_institution=dict(by_inst),
-                    by_state=[(k, s, n) for k, s, n in ordered if n], table=table, late_by_institution=late,
-                    organisational=organisational, months=month_list, opened=opened, closed=closed,
+                    by_state=[(k, s, n) for k, s, n in ordered if n], table=table, late_by_institution=dict(late),
+                    organisational=organisational, months=[date(int(m[:4]), int(m[5:]), 1) for m in f.months],
+                    opened=f.opened, closed=f.closed,
                     total_open=sum(by_inst.values()), total_late=sum(late.values()))

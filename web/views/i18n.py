@@ -17,6 +17,7 @@ from flask_login import current_user
 
 from engine.calendar import local_date
 from engine.fields import parse_date
+from workflows import roles
 
 LANGUAGES = ("nl", "en")
 TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
@@ -70,21 +71,8 @@ def humanize(code: str) -> str:
     return (code or "").replace("_", " ").capitalize()
 
 
-ROLE_LABELS = {
-    "aios": _l("Aios"),
-    "opleider": _l("Opleider"),
-    "coc_chair": _l("COC chair"),
-    "rvb": _l("Board of directors"),
-    "hr": _l("HR"),
-    "rso_board": _l("RSO board"),
-    "r_coc_chair": _l("R-COC chair"),
-    "regio_bestuur": _l("Regional board"),
-    "vertrouwenspersoon": _l("Confidential adviser"),
-    "admin": _l("Administrator"),
-    "subject": _l("Aios"),
-    "opener": _l("Opener"),
-    "responsible": _l("Responsible opleider"),
-}
+# What people call the roles: the catalogue's English labels (workflows/roles.py), translated when shown.
+ROLE_LABELS = {key: _l(text) for key, text in roles.LABELS.items()}
 
 
 def deadline_label(deadline, definition) -> str:
