@@ -9,9 +9,10 @@ from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from .deadlines import late
 from .models import Case, Deadline, Institution
 
 
@@ -48,12 +49,10 @@ def overview(session: Session, engine, region_ids: list[int] | None, now: dateti
         for w, s, i, n in sorted(counts, key=lambda r: (r[0], codes.get(r[2], ""), r[1]))
     ]
 
-    late = or_(Deadline.status == "overdue",
-               and_(Deadline.status.in_(("pending", "reminded")), Deadline.due_at < now))
     overdue_rows = session.execute(
         select(Case.workflow_key, Case.institution_id, func.count(func.distinct(Case.id)))
         .join(Deadline, Deadline.case_id == Case.id)
-        .where(in_region, Case.closed_at.is_(None), late)
+        .where(in_region, Case.closed_at.is_(None), late(now))
         .group_by(Case.workflow_key, Case.institution_id)
     ).all()
     overdue = [{"workflow": w, "institution": codes.get(i, str(i)), **_cell(n, w in personal, threshold)}

@@ -7,10 +7,10 @@ import binascii
 from flask import Response, current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import and_, exists, insert, or_, select
+from sqlalchemy import exists, insert, select
 
 from engine.errors import ValidationError
-from engine.scope import redact
+from engine.deadlines import late as late_deadlines
 from notifications import pdf
 from engine.models import AccessLog, AuditEvent, Case, Deadline, Document, Institution, Notification, User
 
@@ -132,7 +132,7 @@ def _hidden(case: Case, field: str) -> bool:
 def _redacted(case: Case, data: dict) -> dict:
     """Confidential fields (e.g. who signalled) only for the roles the definition names, and the opener."""
     confidential = engine().definition(case.definition).confidential
-    return redact(confidential, data, _roles(case) | {"opener"} if case.opened_by_id == g.actor.id else _roles(case))
+    return engine().redact(confidential, data, _roles(case) | {"opener"} if case.opened_by_id == g.actor.id else _roles(case))
 
 
 def log_read(case: Case, action: str) -> None:
@@ -259,11 +259,7 @@ class Cases(MethodView):
         if "institution" in query:
             q = q.where(Case.institution.has(Institution.code == query["institution"]))
         if "overdue" in query:
-            late = exists().where(
-                Deadline.case_id == Case.id,
-                or_(Deadline.status == "overdue",
-                    and_(Deadline.status.in_(("pending", "reminded")), Deadline.due_at < now())),
-            )
+            late = exists().where(Deadline.case_id == Case.id, late_deadlines(now()))
             q = q.where(late if query["overdue"] else ~late)
         if "cursor" in query:
             q = q.where(Case.id < _decode_cursor(query["cursor"]))

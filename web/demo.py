@@ -5,7 +5,6 @@ kept in the instance folder, and refused outside a demo instance.
 """
 from __future__ import annotations
 
-import copy
 import random
 import secrets
 import time
@@ -14,7 +13,6 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from engine.clock import FixedClock
 from engine.commands import Engine
 from engine.models import Case, Institution, Region, RoleAssignment, User
 
@@ -116,11 +114,9 @@ def load(app, scale: int = 0, echo=print) -> None:
 
 
 def _at(eng: Engine, moment: datetime) -> Engine:
-    # A copy with its own clock shares the engine's caches (stored definitions, scope clauses); a new
-    # Engine per step read the definitions from the database again on every step.
-    at = copy.copy(eng)
-    at.clock = FixedClock(moment)
-    return at
+    # Shares the engine's caches (stored definitions, scope clauses): a new Engine per step read the
+    # definitions from the database again on every step.
+    return eng.at(moment)
 
 
 def _walk(eng, moment, actor, case_id, steps):

@@ -36,7 +36,6 @@ from engine.models import (
     Signature,
     User,
 )
-from engine.scope import redact
 
 from . import access_log
 from .extensions import db
@@ -96,7 +95,7 @@ def collect(engine, user_id: int, key: bytes, now: datetime) -> tuple[dict, list
     subject_cases = []
     for c in own:
         definition = engine.definition(c.definition)
-        shown = lambda data: redact(definition.confidential, data, {"subject"})  # noqa: E731
+        shown = lambda data: engine.redact(definition.confidential, data, {"subject"})  # noqa: E731
         subject_cases.append({
             "id": c.id, "workflow": c.workflow_key, "workflow_title": definition.title, "title": c.title,
             "institution": c.institution.name, "state": c.state,

@@ -17,12 +17,6 @@ from markupsafe import Markup
 from engine.errors import Forbidden, PreconditionFailed, TransitionNotAllowed, ValidationError, VersionConflict
 from engine.models import Case
 
-try:
-    from engine.scope import redact
-except ImportError:  # before confidential fields existed
-    def redact(confidential, data, roles):
-        return data
-
 from .. import access_log
 from ..api import log_read
 from ..extensions import db
@@ -261,7 +255,7 @@ def _timeline(page) -> list[dict]:
             if ev.to_state:
                 what += f" → {i18n.state_label(definition, ev.to_state)}"
             specs = {}
-        shown_input = redact(getattr(definition, "confidential", {}) or {}, payload.get("input") or {}, page.roles)
+        shown_input = engine().redact(getattr(definition, "confidential", {}) or {}, payload.get("input") or {}, page.roles)
         for key, value in shown_input.items():
             details.append((i18n.label(specs.get(key), i18n.humanize(key)), format_value(specs.get(key), value)))
         for effect in payload.get("effects") or []:

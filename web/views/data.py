@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, or_, select
 
 from engine.models import (
     DEADLINE_OPEN,
     AuditEvent,
+    DeadlineStatus,
     Case,
     Deadline,
     Document,
@@ -22,6 +23,7 @@ from engine.models import (
     RoleAssignment,
     User,
 )
+from engine.deadlines import is_late, late as late_deadlines
 from engine.scope import Actor
 
 from ..extensions import db
@@ -29,10 +31,6 @@ from ..services import engine
 from . import i18n
 
 OVERVIEW_ROLES = ("regio_bestuur", "rso_board", "r_coc_chair", "admin")
-
-
-def is_late(d: Deadline, now: datetime) -> bool:
-    return d.status == "overdue" or (d.status in ("pending", "reminded") and d.due_at < now)
 
 
 @dataclass
@@ -87,7 +85,7 @@ def case_rows(cases: list[Case], now: datetime, actor: Actor | None = None) -> l
     for c in cases:
         definition = eng.definition(c.definition)
         deadlines = by_case[c.id]
-        overdue = any(d.status == "overdue" for d in deadlines)
+        overdue = any(d.status == DeadlineStatus.OVERDUE for d in deadlines)
         rows.append(CaseRow(case=c, definition=definition, subject_name=who.get(c.subject_id, ""),
                             deadlines=deadlines, late=sum(is_late(d, now) for d in deadlines),
                             triggers=triggers(c, actor, overdue) if actor else []))
@@ -269,8 +267,7 @@ def overview(actor: Actor, now: datetime, months: int = 12) -> Overview:
         select(Case.institution_id, func.count(func.distinct(Case.id)))
         .join(Deadline, Deadline.case_id == Case.id)
         .where(Case.region_id.in_(regions), Case.closed_at.is_(None),
-               or_(Deadline.status == "overdue",
-                   and_(Deadline.status.in_(("pending", "reminded")), Deadline.due_at < now)))
+               late_deadlines(now))
         .group_by(Case.institution_id)).all()
     first = i18n.today(now).replace(day=1) - relativedelta(months=months - 1)
     # a day early: months are bucketed below in local time, exactly
