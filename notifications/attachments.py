@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from engine.models import Case, Deadline
+from engine.models import Case, Deadline, DeadlineStatus
 
 from .backends import Attachment, DeliveryError
 
@@ -72,7 +72,7 @@ def ics(session: Session, entry: dict, ctx: RenderContext) -> tuple[str, str, by
         case = session.get(Case, deadline.case_id)
         tz = ZoneInfo(ctx.timezone)
         due_local = deadline.due_at.astimezone(tz)
-        cancelled = deadline.status in ("met", "cancelled")
+        cancelled = deadline.status in (DeadlineStatus.MET, DeadlineStatus.CANCELLED)
         cal.add("method", "CANCEL" if cancelled else "PUBLISH")
         event.add("uid", f"deadline-{deadline.id}@traject")
         event.add("sequence", 1 if cancelled else 0)

@@ -12,7 +12,8 @@ from sqlalchemy import exists, insert, select
 from engine.errors import ValidationError
 from engine.deadlines import late as late_deadlines
 from notifications import pdf
-from engine.models import AccessLog, AuditEvent, Case, Deadline, Document, Institution, Notification, User
+from engine.models import (AccessLog, AuditEvent, Case, Deadline, DeadlineStatus, Document, Institution,
+                           Notification, User)
 
 from . import auth
 from .errors import error_response
@@ -111,7 +112,7 @@ def serialize_cases(cases: list[Case]) -> list[dict]:
             "responsible_id": c.responsible_id, "title": c.title, "state": c.state, "version": c.version,
             "opened_at": c.opened_at, "closed_at": c.closed_at, "data": _redacted(c, c.data),
             "available_triggers": eng.available_triggers(
-                c, actor, overdue=any(d["status"] == "overdue" for d in deadlines[c.id])),
+                c, actor, overdue=any(d["status"] == DeadlineStatus.OVERDUE for d in deadlines[c.id])),
             "deadlines": deadlines[c.id],
             "documents": documents[c.id], "parent_id": c.parent_id, "child_ids": children[c.id],
         }

@@ -229,7 +229,7 @@ def case_page(actor: Actor, case: Case) -> CasePage:
     people_ids |= {e.actor_id for e in events}
     people_ids |= {uid for docs in documents.values() for d in docs for uid in d.required_signer_ids or []}
     people_ids |= {s.signer_id for docs in documents.values() for d in docs for s in d.signatures}
-    overdue = any(d.status == "overdue" for d in deadlines)
+    overdue = any(d.status == DeadlineStatus.OVERDUE for d in deadlines)
     return CasePage(case=case, definition=definition, events=events, deadlines=deadlines, documents=dict(documents),
                     people=names(people_ids), related=related, triggers=triggers(case, actor, overdue),
                     roles=actor.roles_on(case))
