@@ -205,10 +205,6 @@ class Decision:
     done: str | None  # what was done before
     held: list[str] = field(default_factory=list)  # why it waits
 
-    @property
-    def actionable(self) -> bool:
-        return self.stage is not None and RANK[self.stage] > RANK[self.done] and not self.held
-
 
 @dataclass
 class RetentionResult:

@@ -103,7 +103,7 @@ class Context:
         "responsible.name", "actor.name", "institution.name" or "today" (or a bare data key)."""
         parts = path.split(".")
         if path == "today":
-            return local_date(self.now, self.config.timezone).isoformat() if self.config else self.now.date().isoformat()
+            return local_date(self.now, self.config.timezone).isoformat()
         if parts[0] in ("subject", "opener", "responsible", "actor"):
             uid = {"subject": self.case.subject_id, "opener": self.case.opened_by_id,
                    "responsible": self.case.responsible_id, "actor": self.actor.id}[parts[0]]

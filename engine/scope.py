@@ -11,7 +11,7 @@ A step's `when_overdue` roles may take it too while the level's deadline is over
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import and_, exists, or_
 
@@ -28,7 +28,6 @@ class Actor:
     assignments: tuple[tuple[str, int | None, int], ...] = ()
     superuser: bool = False
     name: str = ""
-    extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def roles_at(self, institution_id: int, region_id: int) -> set[str]:
         return {
