@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 
 from engine.models import Case, Deadline, DeadlineStatus
 
-from . import pdf
 from .backends import Attachment, DeliveryError
 
 
@@ -126,6 +125,11 @@ def ics(session: Session, entry: dict, ctx: RenderContext) -> tuple[str, str, by
 
 @register("document_pdf")
 def document_pdf(session: Session, entry: dict, ctx: RenderContext) -> tuple[str, str, bytes]:
+    try:
+        from . import pdf  # the letters' own module; imported only when a letter is attached
+    except ImportError as exc:
+        raise DeliveryError(f"cannot render document_pdf: notifications.pdf is not available ({exc})",
+                            retry=True) from exc
     try:
         document_id = int(entry["document_id"])
     except (KeyError, TypeError, ValueError) as exc:

@@ -11,6 +11,7 @@ from engine import deadlines, outbox
 from engine.calendar import end_of_day
 from engine.inbox import inbox
 from engine.models import AuditEvent, Deadline, DeadlineStatus, Notification
+from engine_world import clock, session, world  # noqa: F401  (the fixtures)
 
 UTC = timezone.utc
 TZ = "Europe/Amsterdam"

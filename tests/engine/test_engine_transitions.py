@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from engine import audit, scope
 from engine.errors import Forbidden, PreconditionFailed, TransitionNotAllowed, ValidationError, VersionConflict
 from engine.models import AuditEvent, Notification
+from engine_world import clock, session, world  # noqa: F401  (the fixtures)
 
 
 def events(world, case):

@@ -1,4 +1,6 @@
-"""The engine on its own: a plain SQLAlchemy session on SQLite, no Flask app, a fixed clock.
+"""Fixtures for the engine tests (imported by them: a conftest.py here would shadow tests/conftest.py,
+which other tests import by name). The engine on its own: a plain SQLAlchemy session on SQLite, no Flask
+app, a fixed clock.
 
 The shipped definitions (workflows/) plus `drill`, a small definition written for these
 tests: open → review (owned by the coc_chair) → done, with one deadline that reminds,
