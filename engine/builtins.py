@@ -1,10 +1,36 @@
 """Generic guards and effects every definition may use; domain-specific ones live in workflows/."""
 from __future__ import annotations
 
+from sqlalchemy import select, update
+
+from .models import DEADLINE_OPEN, Deadline, DeadlineStatus
 from .registry import Context, Registry, unmet
+
+# The engine's own texts, in English; a workflow package adds `<name>.nl` (workflows/texts.py).
+TEXTS = {
+    "unmet.input.required": "{label} is required",
+    "unmet.input.min_items": "{label} needs at least {n} item(s)",
+    "unmet.input.must_be": "{label} must be {value}",
+    "value.True": "yes",
+    "value.False": "no",
+    "unmet.min_items": "at least {min} {label} needed, found {count}",
+    "unmet.document_signed.unwritten": "{title} has not been written yet",
+    "unmet.document_signed.unsigned": "{title} (version {version}) is not signed by everyone yet",
+    "unmet.field_equals": "{label} must be {value}",
+    "unmet.deadline_open": "there is no open {name}",
+    "subject.signature_requested": "To sign: {document} ({title})",
+    "subject.level_reached": "{state}: {title}",
+    "subject.deadline_reminder": "Reminder: {label} due {due:%d-%m-%Y}",
+    "subject.deadline_overdue": "Term passed: {label} ({due:%d-%m-%Y})",
+    "escalation.reason": "Term passed: {label} (automatic)",
+    "escalation.actor": "Traject (automatic)",
+    "inbox.document": "{title} (version {version})",
+    "redacted": "[confidential]",
+}
 
 
 def install(registry: Registry) -> Registry:
+    registry.texts.update(TEXTS)
     registry.guard("min_items")(min_items)
     registry.guard("document_signed")(document_signed)
     registry.guard("field_equals")(field_equals)
@@ -24,22 +50,25 @@ def min_items(ctx: Context, field: str, min: int = 1, where: dict | None = None,
     count = sum(1 for item in items if _matches(item, where)) if isinstance(items, list) else 0
     if count >= min:
         return None
-    return unmet("min_items", f"at least {min} {label_en or field} needed, found {count}",
-                 f"minstens {min} {label or field} nodig, er zijn er {count}", field=f"data.{field}")
+    text = ctx.engine.registry.text
+    return unmet("min_items", text("unmet.min_items", min=min, label=label_en or field, count=count),
+                 text("unmet.min_items", "nl", min=min, label=label or field, count=count), field=f"data.{field}")
 
 
 def document_signed(ctx: Context, kind: str):
     spec = ctx.definition.documents.get(kind, {})
     title_nl, title_en = spec.get("title", kind), spec.get("title_en") or kind
     doc = ctx.documents.get(kind)
+    text = ctx.engine.registry.text
     if doc is None:
-        return unmet("document_signed", f"{title_en} has not been written yet", f"{title_nl} is nog niet opgesteld",
+        return unmet("document_signed", text("unmet.document_signed.unwritten", title=title_en),
+                     text("unmet.document_signed.unwritten", "nl", title=title_nl),
                      field=f"documents.{kind}", kind=kind)
     if not ctx.document_is_signed(kind):
         signed = {s.signer_id for s in doc.signatures}
         waiting = [uid for uid in doc.required_signer_ids if uid not in signed]
-        return unmet("document_signed", f"{title_en} (version {doc.version}) is not signed by everyone yet",
-                     f"{title_nl} (versie {doc.version}) is nog niet door iedereen ondertekend",
+        return unmet("document_signed", text("unmet.document_signed.unsigned", title=title_en, version=doc.version),
+                     text("unmet.document_signed.unsigned", "nl", title=title_nl, version=doc.version),
                      field=f"documents.{kind}", kind=kind, waiting_for=waiting)
     return None
 
@@ -47,8 +76,9 @@ def document_signed(ctx: Context, kind: str):
 def field_equals(ctx: Context, field: str, value, label: str = "", label_en: str = ""):
     if ctx.value(field) == value:
         return None
-    return unmet("field_equals", f"{label_en or field} must be {value}", f"{label or field} moet {value} zijn",
-                 field=field)
+    text = ctx.engine.registry.text
+    return unmet("field_equals", text("unmet.field_equals", label=label_en or field, value=value),
+                 text("unmet.field_equals", "nl", label=label or field, value=value), field=field)
 
 
 def open_child(ctx: Context, workflow: str, carry: list | None = None, title: str = ""):
@@ -64,27 +94,20 @@ def open_child(ctx: Context, workflow: str, carry: list | None = None, title: st
 
 def meet_deadline(ctx: Context, kind: str):
     """Mark one open deadline met, e.g. kind "action_{action}" with data.action = 2."""
-    from sqlalchemy import update
-
-    from .models import DEADLINE_OPEN, Deadline
-
     name = kind.format_map({k: v for k, v in ctx.input.items() if isinstance(v, (int, str))})
     result = ctx.session.execute(
         update(Deadline).where(Deadline.case_id == ctx.case.id, Deadline.kind == name,
                                Deadline.status.in_(DEADLINE_OPEN))
-        .values(status="met", resolved_at=ctx.now, remind_at=None).execution_options(synchronize_session=False))
+        .values(status=DeadlineStatus.MET, resolved_at=ctx.now, remind_at=None).execution_options(synchronize_session=False))
     return {"deadline": name, "met": result.rowcount}
 
 
 def deadline_open(ctx: Context, kind: str):
-    from sqlalchemy import select
-
-    from .models import DEADLINE_OPEN, Deadline
-
     name = kind.format_map({k: v for k, v in ctx.input.items() if isinstance(v, (int, str))})
     found = ctx.session.scalar(select(Deadline.id).where(Deadline.case_id == ctx.case.id, Deadline.kind == name,
                                                          Deadline.status.in_(DEADLINE_OPEN)).limit(1))
     if found:
         return None
-    return unmet("deadline_open", f"there is no open {name}", f"er is geen openstaande {name.replace('_', ' ')}",
-                 field=None)
+    text = ctx.engine.registry.text
+    return unmet("deadline_open", text("unmet.deadline_open", name=name),
+                 text("unmet.deadline_open", "nl", name=name.replace("_", " ")), field=None)

@@ -6,20 +6,21 @@ become durable together, and nothing leaves the process before that commit.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import datetime
 from time import monotonic as _monotonic
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from . import audit, fields
-from .calendar import add_term, end_of_day, local_date
+from . import audit, fields, outbox
+from .calendar import end_of_day
 from .canonical import canonical_json, sha256_hex
-from .clock import SystemClock
+from .clock import FixedClock, SystemClock
+from .deadlines import due_date, next_look
 from .definitions import Definition, Step, latest_rows
 from .errors import Forbidden, NotFound, PreconditionFailed, TransitionNotAllowed, ValidationError, VersionConflict
 from .machine import destination, triggers_from
@@ -28,22 +29,18 @@ from .models import (
     Case,
     CaseExclusion,
     Deadline,
+    DeadlineStatus,
     Document,
     Institution,
-    Notification,
     RoleAssignment,
     Signature,
     User,
+    Verdict,
     WorkflowDefinition,
 )
 from .registry import Context, Registry, unmet
-from .scope import Actor, visible
-
-MESSAGES = {
-    "required": ("{label} is required", "{label_nl} is verplicht"),
-    "min_items": ("{label} needs at least {n} item(s)", "{label_nl} heeft minstens {n} item(s) nodig"),
-    "must_be": ("{label} must be {value}", "{label_nl} moet {value_nl} zijn"),
-}
+from .disclosure import Disclosure, disclosure
+from .scope import Actor, may, permits, triggers_for, visible
 
 
 @dataclass
@@ -53,6 +50,16 @@ class EngineConfig:
     # external:<name> recipients, e.g. {"rgs": "rgs@example.org"}; a region may override.
     external_recipients: dict[str, str] = field(default_factory=dict)
     reminder_hour: int = 9
+    # The language of the texts the engine stores (outbox subjects, automatic reasons); see Registry.text.
+    language: str = "nl"
+
+
+class _Caches:
+    """What an engine keeps between requests; shared by the engines `Engine.at` makes."""
+
+    def __init__(self):
+        self.latest = None  # (monotonic time, {key: Definition})
+        self.memo = None  # (the `latest` dict they were built from, {key: clause or statement})
 
 
 class Engine:
@@ -60,8 +67,23 @@ class Engine:
         self.registry = registry
         self.config = config or EngineConfig()
         self.clock = clock or SystemClock()
-        self._latest = None
-        self._memo = None  # (the `latest` dict they were built from, {key: clause or statement})
+        self._caches = _Caches()
+
+    def at(self, moment: datetime) -> "Engine":
+        """This engine with its clock fixed at `moment` (an automatic escalation at the sweep's moment,
+        demo cases back-dated), sharing the stored definitions and built statements."""
+        # A shallow copy: the same registry, config and caches (and whatever else was set on this engine).
+        other = copy.copy(self)
+        other.clock = FixedClock(moment)
+        return other
+
+    def text(self, name: str, /, **values) -> str:
+        """A stored text (subject, reason) in the configured language."""
+        return self.registry.text(name, self.config.language, **values)
+
+    def disclosure(self, case: Case, actor: Actor) -> Disclosure:
+        """What `actor` may see of the case's confidential fields (engine/disclosure.py)."""
+        return disclosure(self.definition(case.definition).confidential, case, actor, self.text("redacted"))
 
     # -- definitions ------------------------------------------------------------
 
@@ -72,15 +94,15 @@ class Engine:
 
     def latest(self, session: Session) -> dict[str, Definition]:
         """The newest version of every workflow (what new cases open with), cached briefly per process."""
-        cached = self._latest
+        cached = self._caches.latest
         if cached and _monotonic() - cached[0] < self.LATEST_TTL:
             return cached[1]
         latest = {key: self.definition(row) for key, row in latest_rows(session).items()}
-        self._latest = (_monotonic(), latest)
+        self._caches.latest = (_monotonic(), latest)
         return latest
 
     def forget_definitions(self) -> None:
-        self._latest = None
+        self._caches.latest = None
 
     def visibility(self, session: Session) -> dict[str, dict[str, str]]:
         """Per workflow, role → scope, with the contract's *always* rules applied whatever a definition says:
@@ -110,9 +132,9 @@ class Engine:
         They live as long as the cached definitions. SQL expressions are immutable, so one may
         serve any number of sessions and threads."""
         latest = self.latest(session)
-        memo = self._memo
+        memo = self._caches.memo
         if memo is None or memo[0] is not latest or len(memo[1]) >= self.MEMO_KEPT:
-            memo = self._memo = (latest, {})
+            memo = self._caches.memo = (latest, {})
         value = memo[1].get(key)
         if value is None:
             value = memo[1][key] = build()
@@ -134,15 +156,7 @@ class Engine:
         return case
 
     def available_triggers(self, case: Case, actor: Actor, overdue: bool = False) -> list[str]:
-        return self.triggers_for(self.definition(case.definition), case.state, actor.roles_on(case), overdue)
-
-    def triggers_for(self, definition: Definition, state: str, roles: set[str], overdue: bool = False) -> list[str]:
-        out = []
-        for trigger in triggers_from(definition.machine, state):
-            step = definition.step(trigger, state)
-            if step and self.may(definition, step, state, roles, overdue):
-                out.append(trigger)
-        return out
+        return triggers_for(self.definition(case.definition), case.state, actor.roles_on(case), overdue)
 
     def definitions_by_id(self, session: Session, ids) -> dict[int, Definition]:
         """Stored versions by row id, from the process cache where possible (one query for the rest)."""
@@ -153,21 +167,10 @@ class Engine:
                 found[row.id] = self.definition(row)
         return found
 
-    @staticmethod
-    def may(definition: Definition, step: Step, state: str, roles: set[str], overdue: bool) -> bool:
-        """May someone with `roles` take `step` from `state`? `owner` means the level's owner role."""
-        allowed = set(step.roles)
-        if "owner" in allowed:
-            owner = definition.state(state).get("owner")
-            allowed.discard("owner")
-            if owner:
-                allowed.add(owner)
-        if _permits(allowed, roles):
-            return True
-        return overdue and bool(roles & set(step.when_overdue))
-
     def has_overdue(self, session: Session, case: Case) -> bool:
-        return session.scalar(select(Deadline.id).where(Deadline.case_id == case.id, Deadline.status == "overdue")
+        """Has the sweep marked one of the case's deadlines overdue (and is it still open)?"""
+        return session.scalar(select(Deadline.id).where(Deadline.case_id == case.id,
+                                                        Deadline.status == DeadlineStatus.OVERDUE)
                               .limit(1)) is not None
 
     # -- opening ----------------------------------------------------------------
@@ -189,7 +192,7 @@ class Engine:
         if inst is None:
             raise ValidationError("unknown institution", {"institution": ["unknown institution"]})
         roles = actor.roles_at(inst.id, inst.region_id)
-        if not _permits(definition.open.roles, roles):
+        if not permits(definition.open.roles, roles):
             raise Forbidden(f"your role may not open a case of workflow {workflow} at {inst.code}",
                             {"allowed_roles": list(definition.open.roles)})
         if subject_id is None and definition.subject.get("default") == "opener":
@@ -253,21 +256,42 @@ class Engine:
 
     def fire(self, session: Session, actor: Actor, case_id: int, trigger: str, expected_version: Any,
              data: dict | None = None) -> Case:
+        """Fire `trigger` on a case, in the caller's transaction (DESIGN.md, "the path of a transition"):
+
+        1. `_load_for_transition`: the case, locked on PostgreSQL; a stale `expected_version` → VersionConflict;
+        2. `_allowed_step`: does the move exist from here (TransitionNotAllowed) and may this actor make it
+           (Forbidden)?
+        3. `_check_step`: the step's input and guards, every unmet condition at once (PreconditionFailed);
+        4. `_write_transition`: effects, then state and version by compare-and-set with one audit event;
+        5. `_after_transition`: deadlines met, cancelled and created; outbox rows.
+        """
         now = self.clock.now()
         data = data if data is not None else {}
         if not isinstance(data, dict):
             raise ValidationError("data must be an object", {"data": ["must be an object"]})
         if not isinstance(expected_version, int) or isinstance(expected_version, bool):
             raise ValidationError("expected_version must be an integer", {"expected_version": ["must be an integer"]})
-        # 1. load, locked on PostgreSQL; compare-and-set below covers SQLite
+        case = self._load_for_transition(session, actor, case_id, expected_version)
+        definition = self.definition(case.definition)
+        step, dest = self._allowed_step(session, actor, case, definition, trigger)
+        ctx = self._context(session, case, definition, actor, now, data, trigger)
+        self._check_step(ctx, step)
+        from_state = case.state
+        event, closing = self._write_transition(ctx, step, dest, expected_version)
+        self._after_transition(ctx, step, from_state, event.seq, closing)
+        return case
+
+    def _load_for_transition(self, session, actor, case_id, expected_version) -> Case:
+        # Locked on PostgreSQL; the compare-and-set in _write_transition covers SQLite.
         case = self.get_case(session, actor, case_id, for_update=True)
         if case.version != expected_version:
             raise VersionConflict(
                 f"the case is at version {case.version}, not {expected_version}",
                 {"expected_version": expected_version, "current_version": case.version},
             )
-        definition = self.definition(case.definition)
-        # 2. does the move exist, and may this role make it?
+        return case
+
+    def _allowed_step(self, session, actor, case, definition, trigger) -> tuple[Step, str]:
         if trigger not in definition.triggers:
             raise ValidationError(f"unknown trigger {trigger!r}", {"trigger": [f"unknown trigger {trigger!r}"]})
         dest = destination(definition.machine, trigger, case.state)
@@ -279,21 +303,22 @@ class Engine:
             )
         step = definition.step(trigger, case.state)
         roles = actor.roles_on(case)
-        if not self.may(definition, step, case.state, roles, False) and not (
+        # The overdue query only for someone whom nothing but `when_overdue` could allow.
+        if not may(definition, step, case.state, roles, False) and not (
                 step.when_overdue and roles & set(step.when_overdue) and self.has_overdue(session, case)):
             raise Forbidden(f"your role may not {trigger} this case", {"allowed_roles": list(step.roles)})
-        # 3. guards, all of them
-        ctx = self._context(session, case, definition, actor, now, data, trigger)
-        self._check_step(ctx, step)
-        # 4. write
+        return step, dest
+
+    def _write_transition(self, ctx: Context, step: Step, dest: str, expected_version: int):
+        """Effects, then the case's new state, version and chain head in one compare-and-set."""
+        session, case, definition, now = ctx.session, ctx.case, ctx.definition, ctx.now
         effects = self._run_effects(ctx, step)
-        dest, skipped = self._skip_unowned(session, definition, case, trigger, dest)
+        dest, skipped = self._skip_unowned(session, definition, case, step.trigger, dest)
         if skipped:
             effects.append({"effect": "skipped_levels", "levels": skipped})
-        from_state = case.state
-        new_data = self._new_data(case.data, data, step, actor, now)
-        event = audit.new_event(case, now, actor.id, "transition", trigger=trigger, from_state=from_state,
-                                to_state=dest, data={"input": data, **({"effects": effects} if effects else {})})
+        new_data = self._new_data(case.data, ctx.input, step, ctx.actor, now)
+        event = audit.new_event(case, now, ctx.actor.id, "transition", trigger=step.trigger, from_state=case.state,
+                                to_state=dest, data={"input": ctx.input, **({"effects": effects} if effects else {})})
         closing = dest in definition.final_states
         values = dict(state=dest, version=case.version + 1, data=new_data, audit_seq=event.seq,
                       audit_head=event.hash, updated_at=now)
@@ -309,15 +334,18 @@ class Engine:
         for key, value in values.items():
             set_committed_value(case, key, value)
         session.add(event)
+        return event, closing
+
+    def _after_transition(self, ctx: Context, step: Step, from_state: str, seq: int, closing: bool) -> None:
+        session, case, now = ctx.session, ctx.case, ctx.now
         if step.meets:
-            self._resolve_deadlines(session, case, "met", now, kinds=step.meets)
+            self._resolve_deadlines(session, case, DeadlineStatus.MET, now, kinds=step.meets)
         if closing:
-            self._resolve_deadlines(session, case, "cancelled", now)
-        self._write_deadlines(ctx, step, event.seq)
-        self._write_notifications(ctx, definition, step, event.seq)
-        if dest != from_state:
-            self._notify_owner(ctx, definition, dest, event.seq)
-        return case
+            self._resolve_deadlines(session, case, DeadlineStatus.CANCELLED, now)
+        self._write_deadlines(ctx, step, seq)
+        self._write_notifications(ctx, ctx.definition, step, seq)
+        if case.state != from_state:
+            self._notify_owner(ctx, ctx.definition, case.state, seq)
 
     def _skip_unowned(self, session, definition, case, trigger, dest) -> tuple[str, list[str]]:
         """Follow `trigger` past levels whose owner role has nobody left to own them."""
@@ -339,9 +367,10 @@ class Engine:
         owner = spec.get("owner")
         if not owner or not spec.get("notify_owner", True):
             return
-        subject = f"{spec.get('label') or state}: {ctx.case.title or definition.title}"
+        subject = self.text("subject.level_reached", state=spec.get("label") or state,
+                            title=ctx.case.title or definition.title)
         for uid, address in self.recipients(ctx.session, ctx.case, owner):
-            self._queue(ctx.session, ctx.case, seq, uid, address, owner, "level_reached", subject, ctx.now)
+            self._queue(ctx, seq, uid, address, owner, "level_reached", subject)
 
     # -- documents and signatures -----------------------------------------------
 
@@ -371,10 +400,11 @@ class Engine:
                                 data={"document_id": doc.id, "kind": kind, "version": doc.version,
                                       "sha256": doc.sha256})
         audit.append_only_event(session, case, event, now)
+        subject = self.text("subject.signature_requested", document=spec["title"],
+                            title=case.title or definition.title)
         for uid in signers:
             if uid != actor.id:
-                self._notify_user(session, case, event.seq, uid, "signer", "signature_requested",
-                                  f"Ter ondertekening: {spec['title']} ({case.title or definition.title})", now)
+                self._queue(ctx, event.seq, uid, None, "signer", "signature_requested", subject)
         return doc
 
     def write_document(self, ctx: Context, kind: str, content: dict) -> Document:
@@ -408,7 +438,7 @@ class Engine:
     def sign(self, session: Session, actor: Actor, document_id: int, verdict: Any, comment: Any = "") -> Signature:
         now = self.clock.now()
         doc, case = self.get_document(session, actor, document_id)
-        if verdict not in ("agreed", "seen_not_agreed"):
+        if verdict not in tuple(Verdict):
             raise ValidationError("verdict must be agreed or seen_not_agreed",
                                   {"verdict": ["must be agreed or seen_not_agreed"]})
         comment = comment or ""
@@ -416,7 +446,7 @@ class Engine:
             raise ValidationError("comment must be a string", {"comment": ["must be a string of at most 20000"]})
         if actor.id not in doc.required_signer_ids:
             raise Forbidden("you are not a required signer of this document", {})
-        if verdict == "seen_not_agreed" and actor.id != case.subject_id:
+        if verdict == Verdict.SEEN_NOT_AGREED and actor.id != case.subject_id:
             raise ValidationError("only the subject may sign 'seen, not agreed'",
                                   {"verdict": ["only the subject may sign seen_not_agreed"]})
         if any(s.signer_id == actor.id for s in doc.signatures):
@@ -475,11 +505,12 @@ class Engine:
         if path != top:
             label, label_nl = f"{label}: {path.split('.', 1)[1]}", f"{label_nl}: {path.split('.', 1)[1]}"
         kind, _, arg = reason.partition(":")
-        en, nl = MESSAGES[kind]
-        value_nl = {"True": "ja", "False": "nee"}.get(arg, arg)
-        value_en = {"True": "yes", "False": "no"}.get(arg, arg)
-        return unmet(f"input.{kind}", en.format(label=label, n=arg, value=value_en),
-                     nl.format(label_nl=label_nl, n=arg, value_nl=value_nl), field=f"data.{path}")
+        text = self.registry.text
+        value_en = text(f"value.{arg}") if arg in ("True", "False") else arg
+        value_nl = text(f"value.{arg}", "nl") if arg in ("True", "False") else arg
+        return unmet(f"input.{kind}", text(f"unmet.input.{kind}", label=label, n=arg, value=value_en),
+                     text(f"unmet.input.{kind}", "nl", label=label_nl, n=arg, value=value_nl),
+                     field=f"data.{path}")
 
     def _new_data(self, old: dict, data: dict, step: Step, actor: Actor, now: datetime) -> dict:
         new = dict(old or {})
@@ -505,39 +536,12 @@ class Engine:
 
     # deadlines
 
-    def due_date(self, ctx: Context, due: dict) -> date | None:
-        if "date" in due:
-            return fields.parse_date(ctx.value(due["date"]))
-        if "midpoint" in due:
-            a, b = (fields.parse_date(ctx.value(p)) for p in due["midpoint"])
-            return a + (b - a) / 2 if a and b else None
-        base = local_date(ctx.now, self.config.timezone)
-        if "after_date" in due:
-            base = fields.parse_date(ctx.value(due["after_date"]))
-            if base is None:
-                return None
-        term = due.get("after") or {}
-        return add_term(base, **{k: term.get(k, 0) for k in ("months", "days", "working_days")})
-
-    def reminder_at(self, due_at: datetime, days_before: list[int], now: datetime) -> datetime:
-        """The next moment the worker looks at a deadline: the earliest reminder still ahead, else due."""
-        tz = ZoneInfo(self.config.timezone)
-        due_local = due_at.astimezone(tz).date()
-        moments = sorted(
-            datetime.combine(due_local - timedelta(days=n), time(self.config.reminder_hour), tzinfo=tz)
-            for n in days_before
-        )
-        for moment in moments:
-            if moment > now:
-                return moment.astimezone(due_at.tzinfo)
-        return due_at
-
     def _write_deadlines(self, ctx: Context, step: Step, seq: int) -> None:
         for spec in step.deadlines:
             items = ctx.value(spec["for_each"]) if spec.get("for_each") else [None]
             for index, item in enumerate(items if isinstance(items, list) else [], start=1):
                 ctx.item = item
-                day = self.due_date(ctx, spec["due"])
+                day = due_date(ctx, spec["due"], self.config.timezone)
                 if day is None:
                     continue
                 due_at = end_of_day(day, self.config.timezone)
@@ -550,7 +554,9 @@ class Engine:
                 ctx.session.add(Deadline(
                     case_id=ctx.case.id, kind=f"{spec['kind']}_{index}" if item is not None else spec["kind"],
                     label=label, due_at=due_at, owner_role=owner or "owner",
-                    remind_at=self.reminder_at(due_at, spec["remind_days_before"], ctx.now), status="pending",
+                    remind_at=next_look(due_at, spec["remind_days_before"], ctx.now, self.config.timezone,
+                                        self.config.reminder_hour),
+                    status=DeadlineStatus.PENDING.value,
                     reminder_days=sorted(spec["remind_days_before"], reverse=True), created_at=ctx.now,
                 ))
             ctx.item = None
@@ -582,29 +588,21 @@ class Engine:
 
     def _write_notifications(self, ctx: Context, definition: Definition, step: Step, seq: int) -> None:
         for spec in step.notify:
-            subject = spec["subject"].format_map(_SafeFormat(
-                title=ctx.case.title or definition.title, workflow=definition.title, case_id=ctx.case.id))
+            subject = outbox.safe_format(spec["subject"], title=ctx.case.title or definition.title,
+                                         workflow=definition.title, case_id=ctx.case.id)
             for uid, address in self.recipients(ctx.session, ctx.case, spec["to"]):
-                self._queue(ctx.session, ctx.case, seq, uid, address, spec["to"], spec["kind"], subject, ctx.now)
+                self._queue(ctx, seq, uid, address, spec["to"], spec["kind"], subject)
 
-    def _notify_user(self, session, case, seq, uid, role, kind, subject, now) -> None:
-        self._queue(session, case, seq, uid, None, role, kind, subject, now)
-
-    def _queue(self, session, case, seq, uid, address, role, kind, subject, now, attachments=()) -> None:
-        recipient = f"user:{uid}" if uid else f"address:{address}"
-        session.add(Notification(
-            idempotency_key=f"{case.id}:{seq}:{recipient}:{kind}", case_id=case.id, event_seq=seq,
-            recipient_user_id=uid, recipient_address=address, recipient_role=role, kind=kind,
-            subject=subject[:300], status="pending", attempts=0, next_attempt_at=now, created_at=now,
-            attachments=list(attachments),
-        ))
+    def _queue(self, ctx: Context, seq, uid, address, role, kind, subject, attachments=()) -> None:
+        key = f"{ctx.case.id}:{seq}:{outbox.recipient_key(uid, address)}:{kind}"
+        outbox.add(ctx.session, key=key, case_id=ctx.case.id, seq=seq, uid=uid, address=address, role=role,
+                   kind=kind, subject=subject, now=ctx.now, attachments=attachments)
 
     def send_document(self, ctx: Context, doc: Document, to: str, kind: str, subject: str, seq: int) -> int:
         """Queue the document as a PDF attachment to every recipient of `to`; returns how many."""
         recipients = self.recipients(ctx.session, ctx.case, to)
         for uid, address in recipients:
-            self._queue(ctx.session, ctx.case, seq, uid, address, to, kind, subject, ctx.now,
-                        [{"type": "document_pdf", "document_id": doc.id}])
+            self._queue(ctx, seq, uid, address, to, kind, subject, [{"type": "document_pdf", "document_id": doc.id}])
         return len(recipients)
 
 
@@ -632,13 +630,3 @@ def _resolve(by_kind: bool):
 
 
 _RESOLVE = {False: _resolve(False), True: _resolve(True)}
-
-
-def _permits(allowed, roles: set[str]) -> bool:
-    """'*' in a definition means: any authenticated role."""
-    return "*" in allowed and bool(roles) or bool(roles & set(allowed))
-
-
-class _SafeFormat(dict):
-    def __missing__(self, key):
-        return "{" + key + "}"

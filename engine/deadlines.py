@@ -23,6 +23,9 @@ Exactly once, with any number of workers:
 - Either way the outbox rows carry unique idempotency keys and are inserted with ON
   CONFLICT DO NOTHING: a second line of defence.
 
+Also here: the arithmetic of a deadline (`due_date`, `next_look`) and what "late" means
+(`is_late`, `late`), each written once.
+
 Nothing here commits. The caller commits (then the effects become durable together) or
 rolls back (then every claimed row is due again, untouched): a worker killed at any
 instant loses nothing. web/worker.py runs batches of this in a loop, one transaction
@@ -30,31 +33,77 @@ per batch.
 """
 from __future__ import annotations
 
-import copy
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, literal_column, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import and_, bindparam, literal_column, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from . import audit
+from . import audit, fields, outbox
+from .calendar import add_term, local_date
 from .canonical import isoformat_utc
-from .clock import FixedClock
 from .errors import VersionConflict
-from .models import AuditEvent, Case, Deadline, Notification
-from .scope import Actor
+from .models import DEADLINE_WAITING, AuditEvent, Case, Deadline, DeadlineStatus
+from .scope import system_actor
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
 # Literals, not bound parameters: SQLite (and PostgreSQL's generic plans) can only use the
 # partial index ix_deadline_open_due when the query repeats its predicate with constants.
-OPEN_FOR_SWEEP = (literal_column("'pending'"), literal_column("'reminded'"))
+OPEN_FOR_SWEEP = tuple(literal_column(f"'{status}'") for status in DEADLINE_WAITING)
+
+
+# -- arithmetic -----------------------------------------------------------------------------
+
+
+def due_date(ctx, due: dict, tz_name: str) -> date | None:
+    """The day a deadline falls due, from its definition's `due` (one of date, midpoint, after, after_date)."""
+    if "date" in due:
+        return fields.parse_date(ctx.value(due["date"]))
+    if "midpoint" in due:
+        a, b = (fields.parse_date(ctx.value(p)) for p in due["midpoint"])
+        return a + (b - a) / 2 if a and b else None
+    base = local_date(ctx.now, tz_name)
+    if "after_date" in due:
+        base = fields.parse_date(ctx.value(due["after_date"]))
+        if base is None:
+            return None
+    term = due.get("after") or {}
+    return add_term(base, **{k: term.get(k, 0) for k in ("months", "days", "working_days")})
+
+
+def reminder_moments(due_at: datetime, days_before, tz_name: str, hour: int) -> dict[int, datetime]:
+    """Offset in days → the moment of that reminder: `hour` o'clock local time, n calendar days before the
+    due day (DST-safe: 09:00 is 09:00 in winter and in summer)."""
+    tz = ZoneInfo(tz_name)
+    due_day: date = due_at.astimezone(tz).date()
+    return {int(n): datetime.combine(due_day - timedelta(days=int(n)), time(hour), tzinfo=tz) for n in days_before}
+
+
+def next_look(due_at: datetime, days_before, now: datetime, tz_name: str, hour: int) -> datetime:
+    """The next moment the worker looks at a deadline (its `remind_at`): the earliest reminder still
+    ahead of `now`, else the due moment itself."""
+    ahead = sorted(m for m in reminder_moments(due_at, days_before, tz_name, hour).values() if m > now)
+    return ahead[0].astimezone(due_at.tzinfo) if ahead else due_at
+
+
+def is_late(deadline, now: datetime) -> bool:
+    """Marked overdue by the sweep, or still waiting although its due moment has passed."""
+    return deadline.status == DeadlineStatus.OVERDUE or (
+        deadline.status in DEADLINE_WAITING and deadline.due_at < now)
+
+
+def late(now: datetime):
+    """`is_late` as a SQL condition on Deadline."""
+    return or_(Deadline.status == DeadlineStatus.OVERDUE,
+               and_(Deadline.status.in_(DEADLINE_WAITING), Deadline.due_at < now))
+
+
+# -- the sweep ------------------------------------------------------------------------------
 
 
 @dataclass
@@ -90,14 +139,6 @@ def due_query(now: datetime, limit: int = BATCH):
     )
 
 
-def reminder_moments(due_at: datetime, days_before, tz_name: str, hour: int) -> dict[int, datetime]:
-    """Offset in days → the moment of that reminder: `hour` o'clock local time, n calendar days before the
-    due day (DST-safe: 09:00 is 09:00 in winter and in summer). Mirrors Engine.reminder_at."""
-    tz = ZoneInfo(tz_name)
-    due_day: date = due_at.astimezone(tz).date()
-    return {int(n): datetime.combine(due_day - timedelta(days=int(n)), time(hour), tzinfo=tz) for n in days_before}
-
-
 @dataclass
 class _Plan:
     action: str  # "remind" | "overdue" | "move"
@@ -109,16 +150,16 @@ class _Plan:
 
 def _plan(row, engine, now: datetime) -> _Plan:
     if row.due_at <= now:
-        return _Plan("overdue", "overdue", None)
-    moments = reminder_moments(row.due_at, row.reminder_days or [], engine.config.timezone,
-                               engine.config.reminder_hour)
+        return _Plan("overdue", DeadlineStatus.OVERDUE, None)
+    tz, hour = engine.config.timezone, engine.config.reminder_hour
+    moments = reminder_moments(row.due_at, row.reminder_days or [], tz, hour)
     passed = sorted((n for n, moment in moments.items() if moment <= now), reverse=True)
-    following = engine.reminder_at(row.due_at, row.reminder_days or [], now)
+    following = next_look(row.due_at, row.reminder_days or [], now, tz, hour)
     if not passed:
         # remind_at pointed at no reminder that has come (e.g. the offsets changed): just move on.
         return _Plan("move", row.status, following)
     # A worker that was down for a while sends only the latest reminder that has come, not every one missed.
-    return _Plan("remind", "reminded", following, days_before=passed[-1], skipped=tuple(passed[:-1]))
+    return _Plan("remind", DeadlineStatus.REMINDED, following, days_before=passed[-1], skipped=tuple(passed[:-1]))
 
 
 _T = Deadline.__table__
@@ -139,18 +180,104 @@ def _claim_params(row, plan: _Plan) -> dict:
             "_remind_at": plan.remind_at}
 
 
+def _load_cases(session: Session, ids, *, lock: bool) -> dict[int, Case]:
+    q = (select(Case).where(Case.id.in_(sorted(ids))).order_by(Case.id)
+         .execution_options(populate_existing=True))
+    if lock:
+        q = q.with_for_update(of=Case, skip_locked=True)
+    return {c.id: c for c in session.scalars(q).unique()}
+
+
+# The database seam: how due rows are claimed, and their cases loaded, without two sweepers
+# acting on one row. Everything after the claim is the same on both.
+
+class _PostgresClaim:
+    """Due rows FOR UPDATE SKIP LOCKED, then their cases FOR UPDATE SKIP LOCKED: a row whose case
+    is busy waits for the next pass, so no sweeper waits for a lock while it holds one."""
+
+    def claim(self, session: Session, engine, now: datetime, limit: int, result: SweepResult):
+        rows = session.execute(due_query(now, limit).with_for_update(of=Deadline, skip_locked=True)).all()
+        result.candidates = len(rows)
+        if not rows:
+            return [], {}
+        cases = _load_cases(session, {r.case_id for r in rows}, lock=True)
+        result.deferred += sum(r.case_id not in cases for r in rows)
+        claimed = [(row, _plan(row, engine, now)) for row in rows if row.case_id in cases]
+        if claimed:
+            # The rows are locked: one round trip moves them all (the compare-and-set only confirms it).
+            done = session.connection().execute(_CLAIM, [_claim_params(row, plan) for row, plan in claimed])
+            if done.rowcount != len(claimed):
+                raise VersionConflict("locked deadlines changed during the sweep", {})
+        return claimed, cases
+
+
+class _SQLiteClaim:
+    """No row locks: each row is claimed with a compare-and-set on (status, remind_at). The first
+    such UPDATE takes SQLite's single write lock, so the cases read after it stay current."""
+
+    def claim(self, session: Session, engine, now: datetime, limit: int, result: SweepResult):
+        rows = session.execute(due_query(now, limit)).all()
+        result.candidates = len(rows)
+        claimed = []
+        for row in rows:
+            plan = _plan(row, engine, now)
+            if _claim(session, row, plan):
+                claimed.append((row, plan))
+            else:
+                result.deferred += 1
+        cases = _load_cases(session, {r.case_id for r, _ in claimed}, lock=False) if claimed else {}
+        return claimed, cases
+
+
+def _claimer(session: Session):
+    return _PostgresClaim() if session.get_bind().dialect.name == "postgresql" else _SQLiteClaim()
+
+
+@dataclass
+class _Batch:
+    """What one sweep writes, gathered while acting on the claimed rows and written together."""
+
+    now: datetime
+    result: SweepResult
+    cases: dict[int, Case]
+    heads: dict[int, int] = field(default_factory=dict)  # case id → audit_seq before this batch
+    events: list = field(default_factory=list)
+    outbox: list = field(default_factory=list)
+    fires: list = field(default_factory=list)  # (case, definition, trigger, label, already counted)
+    specs: dict = field(default_factory=dict)
+
+
+def sweep(session: Session, engine, now: datetime, *, limit: int = BATCH) -> SweepResult:
+    """Claim up to `limit` due deadlines and act on them in the caller's transaction (no commit).
+
+    1. `claim` (the database seam, `_PostgresClaim` / `_SQLiteClaim`): the due rows, each moved on
+       to its next status and `remind_at`, and their cases;
+    2. `_remind` or `_overdue` for each claimed row: its audit event and outbox rows (a row
+       that only moves on writes nothing);
+    3. `_write`: each case's chain head by compare-and-set, the events, the outbox rows;
+    4. `_escalate`: the automatic escalations an `on_overdue.fire` asks for, each in a savepoint.
+    """
+    result = SweepResult()
+    claimed, cases = _claimer(session).claim(session, engine, now, limit, result)
+    batch = _Batch(now=now, result=result, cases=cases)
+    for row, plan in claimed:
+        if plan.action == "move":
+            result.moved += 1
+        elif plan.action == "remind":
+            _remind(session, engine, batch, row, plan)
+        else:
+            _overdue(session, engine, batch, row)
+    _write(session, batch)
+    _escalate(session, engine, batch)
+    return result
+
+
 def _spec(engine, case: Case, kind: str, cache: dict) -> tuple:
     key = (case.definition_id, kind)
     if key not in cache:
         definition = engine.definition(case.definition)
-        found = {}
-        for step in [definition.open, *definition.transitions]:
-            for spec in step.deadlines:
-                if spec["kind"] == kind:
-                    found = spec
-                    break
-            if found:
-                break
+        found = next((spec for step in [definition.open, *definition.transitions] for spec in step.deadlines
+                      if spec["kind"] == kind), {})
         cache[key] = (definition, found)
     return cache[key]
 
@@ -164,194 +291,113 @@ def _recipients(session: Session, engine, definition, case: Case, to: str):
     return engine.recipients(session, case, to)
 
 
-def system_actor(definition, case: Case, trigger: str) -> Actor:
-    """Who fires an automatic escalation: the system, holding exactly the roles the step allows here."""
-    step = definition.step(trigger, case.state)
-    allowed = set(step.roles) if step else set()
-    if "owner" in allowed:
-        allowed.discard("owner")
-        owner = definition.state(case.state).get("owner")
-        if owner:
-            allowed.add(owner)
-    allowed -= {"*", "subject", "opener", "responsible"}
-    return Actor(id=None, assignments=tuple((role, case.institution_id, case.region_id) for role in sorted(allowed)),
-                 superuser=True, name="Traject (automatisch)")
+@dataclass
+class _Row:
+    """A claimed deadline with what acting on it needs: its case, definition, spec and owners."""
+
+    deadline: object
+    case: Case
+    definition: object
+    spec: dict
+    label: str
+    label_en: str
+    owners: list
+    owner_keys: list
+
+    def event_data(self) -> dict:
+        d = self.deadline
+        return {"deadline_id": d.id, "kind": d.kind, "label": self.label, "due_at": isoformat_utc(d.due_at),
+                "owner_role": d.owner_role, "recipients": self.owner_keys}
+
+    def mail(self, **extra) -> outbox.DeadlineMail:
+        d = self.deadline
+        return outbox.DeadlineMail(deadline_id=d.id, deadline_kind=d.kind, label=self.label, label_en=self.label_en,
+                                   due_at=isoformat_utc(d.due_at), **extra)
 
 
-def _label(spec: dict, row) -> tuple[str, str]:
-    nl = row.label or spec.get("label") or row.kind
-    return nl, spec.get("label_en") or nl
+def _prepare(session: Session, engine, batch: _Batch, row) -> _Row:
+    case = batch.cases[row.case_id]
+    definition, spec = _spec(engine, case, row.kind, batch.specs)
+    label = row.label or spec.get("label") or row.kind
+    owners = _recipients(session, engine, definition, case, row.owner_role)
+    batch.heads.setdefault(case.id, case.audit_seq)
+    return _Row(row, case, definition, spec, label, spec.get("label_en") or label, owners,
+                [outbox.recipient_key(uid, address) for uid, address in owners])
 
 
-def _format(template: str, **values) -> str:
-    class Safe(dict):
-        def __missing__(self, key):
-            return "{" + key + "}"
-
-    return template.format_map(Safe(values))
+def _message(key: str, r: _Row, seq: int, uid, address, role: str, kind: str, subject: str, now: datetime,
+             mail: outbox.DeadlineMail, attachments=()) -> dict:
+    return outbox.values(key=key[:outbox.KEY_MAX], case_id=r.case.id, seq=seq, uid=uid, address=address, role=role,
+                         kind=kind, subject=subject, now=now, data=mail.as_data(), attachments=attachments)
 
 
-def sweep(session: Session, engine, now: datetime, *, limit: int = BATCH) -> SweepResult:
-    """Claim up to `limit` due deadlines and act on them in the caller's transaction (no commit)."""
-    result = SweepResult()
-    postgres = session.get_bind().dialect.name == "postgresql"
-    query = due_query(now, limit)
-    if postgres:
-        query = query.with_for_update(of=Deadline, skip_locked=True)
-    rows = session.execute(query).all()
-    result.candidates = len(rows)
-    if not rows:
-        return result
-
-    def load_cases(ids):
-        q = (select(Case).where(Case.id.in_(sorted(ids))).order_by(Case.id)
-             .execution_options(populate_existing=True))
-        if postgres:
-            q = q.with_for_update(of=Case, skip_locked=True)
-        return {c.id: c for c in session.scalars(q).unique()}
-
-    cases: dict[int, Case] = {}
-    if postgres:
-        # Lock the cases before touching anything; a busy case's deadlines wait for the next pass.
-        cases = load_cases({r.case_id for r in rows})
-        busy = [r for r in rows if r.case_id not in cases]
-        result.deferred += len(busy)
-        rows = [r for r in rows if r.case_id in cases]
-
-    claimed = []
-    if postgres:
-        # The rows are locked: one round trip moves them all (the compare-and-set only confirms it).
-        claimed = [(row, _plan(row, engine, now)) for row in rows]
-        if claimed:
-            done = session.connection().execute(_CLAIM, [_claim_params(row, plan) for row, plan in claimed])
-            if done.rowcount != len(claimed):
-                raise VersionConflict("locked deadlines changed during the sweep", {})
-    else:
-        for row in rows:
-            plan = _plan(row, engine, now)
-            if _claim(session, row, plan):
-                claimed.append((row, plan))
-            else:
-                result.deferred += 1
-    if not claimed:
-        return result
-    if not postgres:
-        cases = load_cases({r.case_id for r, _ in claimed})
-
-    specs: dict = {}
-    heads: dict[int, int] = {}  # case id → audit_seq before this batch (for the compare-and-set)
-    events, outbox, fires = [], [], []
-    for row, plan in claimed:
-        if plan.action == "move":
-            result.moved += 1
-            continue
-        case = cases[row.case_id]
-        definition, spec = _spec(engine, case, row.kind, specs)
-        label, label_en = _label(spec, row)
-        owners = _recipients(session, engine, definition, case, row.owner_role)
-        owner_keys = [_who(uid, address) for uid, address in owners]
-        data = {"deadline_id": row.id, "kind": row.kind, "label": label, "due_at": isoformat_utc(row.due_at),
-                "owner_role": row.owner_role, "recipients": owner_keys}
-        common = {"deadline_id": row.id, "deadline_kind": row.kind, "label": label, "label_en": label_en,
-                  "due_at": isoformat_utc(row.due_at)}
-        local_due = row.due_at.astimezone(ZoneInfo(engine.config.timezone))
-        heads.setdefault(case.id, case.audit_seq)
-        if plan.action == "remind":
-            data["days_before"] = plan.days_before
-            if plan.skipped:
-                data["skipped_days_before"] = list(plan.skipped)
-            event = _append(case, now, "deadline_reminder", data)
-            subject = f"Herinnering: {label} uiterlijk {local_due:%d-%m-%Y}"
-            for (uid, address), who in zip(owners, owner_keys):
-                outbox.append(_row(
-                    key=f"deadline:{row.id}:reminder:{plan.days_before}:{who}:deadline_reminder", case=case,
-                    seq=event.seq, uid=uid, address=address, role=row.owner_role, kind="deadline_reminder",
-                    subject=subject, now=now, data={**common, "days_before": plan.days_before},
-                    attachments=[{"type": "ics", "deadline_id": row.id}]))
-            result.reminded += 1
-        else:
-            on_overdue = spec.get("on_overdue") or {}
-            told = [(entry, uid, address) for entry in on_overdue.get("notify") or []
-                    for uid, address in _recipients(session, engine, definition, case, entry["to"])]
-            data["escalated_to"] = [f"{entry['to']}:{_who(uid, address)}" for entry, uid, address in told]
-            if on_overdue.get("fire"):
-                data["fire"] = on_overdue["fire"]
-            event = _append(case, now, "deadline_overdue", data)
-            subject = f"Termijn verstreken: {label} ({local_due:%d-%m-%Y})"
-            for (uid, address), who in zip(owners, owner_keys):
-                outbox.append(_row(
-                    key=f"deadline:{row.id}:overdue:{who}:deadline_overdue", case=case, seq=event.seq, uid=uid,
-                    address=address, role=row.owner_role, kind="deadline_overdue", subject=subject, now=now,
-                    data=common))
-            for entry, uid, address in told:
-                values = dict(title=case.title or definition.title, workflow=definition.title, case_id=case.id,
-                              deadline=label)
-                outbox.append(_row(
-                    key=f"deadline:{row.id}:overdue:{_who(uid, address)}:{entry['kind']}", case=case, seq=event.seq,
-                    uid=uid, address=address, role=entry["to"], kind=entry["kind"],
-                    subject=_format(entry["subject"], **values), now=now,
-                    data={**common, "subject_en": _format(entry.get("subject_en") or "",
-                                                          **{**values, "workflow": definition.title_en,
-                                                             "title": case.title or definition.title_en,
-                                                             "deadline": label_en})}))
-            if not owners:
-                log.warning("deadline %s of case %s is overdue and its owner (%s) has nobody to tell",
-                            row.id, case.id, row.owner_role)
-            result.overdue += 1
-            result.escalated += bool(told)
-            if on_overdue.get("fire"):
-                fires.append((case, definition, on_overdue["fire"], label, bool(told)))
-        events.append(event)
-
-    # One compare-and-set per case on its chain head: we hold its lock (PostgreSQL) or the
-    # write lock (SQLite), so a failure here means a bug; raising rolls the whole batch back.
-    conn = session.connection()
-    if heads:
-        done = conn.execute(_HEAD, [{"_id": case_id, "_old_seq": seq_before, "_seq": cases[case_id].audit_seq,
-                                     "_head": cases[case_id].audit_head} for case_id, seq_before in heads.items()])
-        if done.rowcount != len(heads):
-            raise VersionConflict("a case's audit chain moved during the sweep", {"case_ids": sorted(heads)})
-    if events:
-        conn.execute(AuditEvent.__table__.insert(), [
-            {c: getattr(e, c) for c in ("case_id", "seq", "at", "actor_id", "type", "trigger", "from_state",
-                                        "to_state", "data", "prev_hash", "hash")} for e in events])
-    if outbox:
-        insert = pg_insert if postgres else sqlite_insert
-        conn.execute(insert(Notification.__table__).on_conflict_do_nothing(index_elements=["idempotency_key"]),
-                     outbox)
-    for case, definition, trigger, label, counted in fires:
-        if _fire(session, engine, definition, case, trigger, label, now) and not counted:
-            result.escalated += 1
-    return result
+def _remind(session: Session, engine, batch: _Batch, row, plan: _Plan) -> None:
+    """A reminder to the owner, with the deadline as a calendar entry."""
+    r = _prepare(session, engine, batch, row)
+    data = {**r.event_data(), "days_before": plan.days_before}
+    if plan.skipped:
+        data["skipped_days_before"] = list(plan.skipped)
+    event = _append(r.case, batch.now, "deadline_reminder", data)
+    subject = engine.text("subject.deadline_reminder", label=r.label, due=_local(engine, row.due_at))
+    mail = r.mail(days_before=plan.days_before)
+    for (uid, address), who in zip(r.owners, r.owner_keys):
+        batch.outbox.append(_message(
+            f"deadline:{row.id}:reminder:{plan.days_before}:{who}:deadline_reminder", r, event.seq, uid, address,
+            row.owner_role, "deadline_reminder", subject, batch.now, mail,
+            [{"type": "ics", "deadline_id": row.id}]))
+    batch.events.append(event)
+    batch.result.reminded += 1
 
 
-def _fire(session: Session, engine, definition, case: Case, trigger: str, label: str, now: datetime) -> int:
-    """Automatic escalation (only where the definition or the region's override names `on_overdue.fire`).
+def _overdue(session: Session, engine, batch: _Batch, row) -> None:
+    """The owner is told, and whoever the definition's `on_overdue` names; perhaps an escalation follows."""
+    r = _prepare(session, engine, batch, row)
+    on_overdue = r.spec.get("on_overdue") or {}
+    told = [(entry, uid, address) for entry in on_overdue.get("notify") or []
+            for uid, address in _recipients(session, engine, r.definition, r.case, entry["to"])]
+    data = r.event_data()
+    data["escalated_to"] = [f"{entry['to']}:{outbox.recipient_key(uid, address)}" for entry, uid, address in told]
+    if on_overdue.get("fire"):
+        data["fire"] = on_overdue["fire"]
+    event = _append(r.case, batch.now, "deadline_overdue", data)
+    subject = engine.text("subject.deadline_overdue", label=r.label, due=_local(engine, row.due_at))
+    for (uid, address), who in zip(r.owners, r.owner_keys):
+        batch.outbox.append(_message(
+            f"deadline:{row.id}:overdue:{who}:deadline_overdue", r, event.seq, uid, address, row.owner_role,
+            "deadline_overdue", subject, batch.now, r.mail()))
+    for entry, uid, address in told:
+        batch.outbox.append(_told(r, entry, uid, address, event.seq, batch.now))
+    if not r.owners:
+        log.warning("deadline %s of case %s is overdue and its owner (%s) has nobody to tell",
+                    row.id, r.case.id, row.owner_role)
+    batch.events.append(event)
+    batch.result.overdue += 1
+    batch.result.escalated += bool(told)
+    if on_overdue.get("fire"):
+        batch.fires.append((r.case, r.definition, on_overdue["fire"], r.label, bool(told)))
 
-    The transition runs as the system in a savepoint: when it is not possible now (the case
-    moved on, a guard is unmet), it is skipped and logged; the overdue event stays.
-    """
-    actor = system_actor(definition, case, trigger)
-    # The transition happens at the sweep's moment (`traject sweep --now T` included), not the wall clock's.
-    at_now = copy.copy(engine)
-    at_now.clock = FixedClock(now)
-    try:
-        with session.begin_nested():
-            at_now.fire(session, actor, case.id, trigger, case.version,
-                        {"reason": f"Termijn verstreken: {label} (automatisch)"})
-    except Exception as exc:  # a domain refusal or a failed effect: the escalation waits for a person
-        log.warning("automatic %s on case %s not possible: %s", trigger, case.id, exc)
-        return 0
-    return 1
+
+def _told(r: _Row, entry: dict, uid, address, seq: int, now: datetime) -> dict:
+    """The message to someone `on_overdue.notify` names (e.g. the next level), in its own words."""
+    case, definition = r.case, r.definition
+    values = dict(title=case.title or definition.title, workflow=definition.title, case_id=case.id, deadline=r.label)
+    values_en = {**values, "workflow": definition.title_en, "title": case.title or definition.title_en,
+                 "deadline": r.label_en}
+    mail = r.mail(subject_en=outbox.safe_format(entry.get("subject_en") or "", **values_en))
+    key = f"deadline:{r.deadline.id}:overdue:{outbox.recipient_key(uid, address)}:{entry['kind']}"
+    return _message(key, r, seq, uid, address, entry["to"], entry["kind"],
+                    outbox.safe_format(entry["subject"], **values), now, mail)
 
 
-def _who(uid, address) -> str:
-    return f"user:{uid}" if uid else f"address:{address}"
+def _local(engine, moment: datetime) -> datetime:
+    return moment.astimezone(ZoneInfo(engine.config.timezone))
 
 
 _C = Case.__table__
 _HEAD = (update(_C).where(_C.c.id == bindparam("_id"), _C.c.audit_seq == bindparam("_old_seq"))
          .values(audit_seq=bindparam("_seq"), audit_head=bindparam("_head")))
+_EVENT_COLUMNS = ("case_id", "seq", "at", "actor_id", "type", "trigger", "from_state", "to_state", "data",
+                  "prev_hash", "hash")
 
 
 def _append(case: Case, now: datetime, type_: str, data: dict):
@@ -362,8 +408,42 @@ def _append(case: Case, now: datetime, type_: str, data: dict):
     return event
 
 
-def _row(*, key, case, seq, uid, address, role, kind, subject, now, data, attachments=()) -> dict:
-    return dict(idempotency_key=key[:200], case_id=case.id, event_seq=seq, recipient_user_id=uid,
-                recipient_address=address, recipient_role=role, kind=kind, subject=subject[:300], body_text="",
-                attachments=list(attachments), status="pending", attempts=0, next_attempt_at=now, last_error=None,
-                created_at=now, sent_at=None, data=data)
+def _write(session: Session, batch: _Batch) -> None:
+    # One compare-and-set per case on its chain head: we hold its lock (PostgreSQL) or the
+    # write lock (SQLite), so a failure here means a bug; raising rolls the whole batch back.
+    conn = session.connection()
+    cases = batch.cases
+    if batch.heads:
+        done = conn.execute(_HEAD, [{"_id": case_id, "_old_seq": seq_before, "_seq": cases[case_id].audit_seq,
+                                     "_head": cases[case_id].audit_head}
+                                    for case_id, seq_before in batch.heads.items()])
+        if done.rowcount != len(batch.heads):
+            raise VersionConflict("a case's audit chain moved during the sweep", {"case_ids": sorted(batch.heads)})
+    if batch.events:
+        conn.execute(AuditEvent.__table__.insert(),
+                     [{c: getattr(e, c) for c in _EVENT_COLUMNS} for e in batch.events])
+    outbox.insert_many(session, batch.outbox)
+
+
+def _escalate(session: Session, engine, batch: _Batch) -> None:
+    for case, definition, trigger, label, counted in batch.fires:
+        if _fire(session, engine, definition, case, trigger, label, batch.now) and not counted:
+            batch.result.escalated += 1
+
+
+def _fire(session: Session, engine, definition, case: Case, trigger: str, label: str, now: datetime) -> int:
+    """Automatic escalation (only where the definition or the region's override names `on_overdue.fire`).
+
+    The transition runs as the system in a savepoint: when it is not possible now (the case
+    moved on, a guard is unmet), it is skipped and logged; the overdue event stays.
+    """
+    actor = system_actor(definition, case, trigger, engine.text("escalation.actor"))
+    try:
+        with session.begin_nested():
+            # At the sweep's moment (`traject sweep --now T` included), not the wall clock's.
+            engine.at(now).fire(session, actor, case.id, trigger, case.version,
+                                {"reason": engine.text("escalation.reason", label=label)})
+    except Exception as exc:  # a domain refusal or a failed effect: the escalation waits for a person
+        log.warning("automatic %s on case %s not possible: %s", trigger, case.id, exc)
+        return 0
+    return 1

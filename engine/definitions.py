@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import yaml
 from marshmallow import Schema, ValidationError as MarshmallowError, validate, validates_schema
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from .canonical import sha256_hex
 from .errors import DefinitionError
+from .machine import build_machine
 from .models import WorkflowDefinition
 
 FIELD_TYPES = ("string", "text", "date", "boolean", "integer", "list", "object", "choice")
@@ -119,6 +120,9 @@ class TransitionSchema(StepSchema):
     trigger = f.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]*$"))
     # Roles that may also fire this while the current level's response deadline is overdue.
     when_overdue = f.List(f.String(), load_default=list)
+    # This move takes a ladder's case to the next level: a passed deadline shows in the inbox of
+    # that level's owner too (engine/inbox.py).
+    escalates = f.Boolean(load_default=False)
     source = f.Raw(required=True)  # one state or a list
     dest = f.String(required=True)
 
@@ -209,6 +213,7 @@ class Step:
     sources: tuple[str, ...] = ()
     dest: str = ""
     when_overdue: tuple[str, ...] = ()
+    escalates: bool = False
 
 
 @dataclass
@@ -231,7 +236,6 @@ class Definition:
     source: str = ""
     row_id: int | None = None
     version: int | None = None
-    raw: dict = field(default_factory=dict)
 
     @cached_property
     def state_names(self) -> list[str]:
@@ -254,10 +258,12 @@ class Definition:
                 return t
         return None
 
+    def escalation(self, state: str) -> Step | None:
+        """The move that takes the case from `state` to the next level of its ladder, if there is one."""
+        return next((t for t in self.transitions if t.escalates and state in t.sources), None)
+
     @cached_property
     def machine(self):
-        from .machine import build_machine
-
         return build_machine(self)
 
     # -- the cache of stored versions: one parsed definition (and machine) per row
@@ -291,6 +297,7 @@ def _step(data: dict, trigger=None, sources=(), dest="") -> Step:
         sources=tuple(sources),
         dest=dest,
         when_overdue=tuple(data.get("when_overdue", ())),
+        escalates=data.get("escalates", False),
     )
 
 
@@ -388,7 +395,6 @@ def _parse(source: str, filename: str, registry) -> Definition:
         confidential=data["confidential"],
         sha256=sha256_hex(source),
         source=source,
-        raw=raw,
     )
 
 

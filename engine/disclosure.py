@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from .models import Case
 from .scope import Actor
 
-REDACTED = "[vertrouwelijk]"
 OPENER_FIELD = "opened_by"  # not a data field: the case's opener, and the actor of its first event
 
 
 @dataclass(frozen=True)
 class Disclosure:
     hidden: frozenset[str]  # confidential fields this reader may not see
+    marker: str = "[confidential]"  # what stands in a hidden field's place (the engine's text "redacted")
 
     @property
     def hides_opener(self) -> bool:
@@ -29,7 +29,7 @@ class Disclosure:
         """Case data or a step's input with the hidden fields replaced by a placeholder."""
         if not isinstance(data, dict) or not self.hidden.intersection(data):
             return data
-        return {k: (REDACTED if k in self.hidden else v) for k, v in data.items()}
+        return {k: (self.marker if k in self.hidden else v) for k, v in data.items()}
 
     def opened_by(self, case: Case) -> int | None:
         return None if self.hides_opener else case.opened_by_id
@@ -55,7 +55,7 @@ class Disclosure:
 NOTHING_HIDDEN = Disclosure(frozenset())
 
 
-def disclosure(confidential: dict[str, list[str]], case: Case, actor: Actor) -> Disclosure:
+def disclosure(confidential: dict[str, list[str]], case: Case, actor: Actor, marker: str) -> Disclosure:
     """What `actor` may see of `case` under the definition's `confidential` map.
 
     A field is shown to the roles it names (a superuser holds the role `superuser`); the opener
@@ -69,9 +69,10 @@ def disclosure(confidential: dict[str, list[str]], case: Case, actor: Actor) -> 
     opener = case.opened_by_id is not None and case.opened_by_id == actor.id
     hidden = {name for name, allowed in confidential.items()
               if not roles & set(allowed) and not (name == OPENER_FIELD and opener)}
-    return Disclosure(frozenset(hidden))
+    return Disclosure(frozenset(hidden), marker)
 
 
-def for_roles(confidential: dict[str, list[str]], roles: set[str]) -> Disclosure:
+def for_roles(confidential: dict[str, list[str]], roles: set[str], marker: str) -> Disclosure:
     """The disclosure for a reader known only by role (e.g. the person a subject access export is for)."""
-    return Disclosure(frozenset(name for name, allowed in (confidential or {}).items() if not roles & set(allowed)))
+    return Disclosure(frozenset(name for name, allowed in (confidential or {}).items() if not roles & set(allowed)),
+                      marker)

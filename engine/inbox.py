@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from .machine import destination
-from .models import Case, Deadline, Document
-from .scope import Actor
+from .deadlines import is_late
+from .models import DEADLINE_OPEN, Case, Deadline, DeadlineStatus, Document
+from .scope import Actor, triggers_for
 
 ORDER = {"deadline_overdue": 0, "deadline_due": 1, "escalation": 2, "signature_requested": 3, "action_required": 4}
 LADDER_PREFIXES = ("escalated_", "reported_")
@@ -31,9 +31,9 @@ def _owned_states(definitions: dict, role_names: set[str]) -> list[tuple[str, li
 
 def next_level_owner(definition, state: str) -> str | None:
     """Who sees a passed deadline besides its owner: the owner of the next rung."""
-    dest = destination(definition.machine, "escalate", state)
-    if dest:
-        owner = definition.state(dest).get("owner")
+    step = definition.escalation(state)
+    if step:
+        owner = definition.state(step.dest).get("owner")
         if owner:
             return owner
     return definition.next_rung
@@ -84,7 +84,7 @@ def inbox(session: Session, engine, actor: Actor, now: datetime, horizon_days: i
         owner = definition.state(case.state).get("owner")
         key = (case.definition_id, case.state, frozenset(roles))
         if key not in triggers:
-            triggers[key] = engine.triggers_for(definition, case.state, roles)
+            triggers[key] = triggers_for(definition, case.state, roles)
         if not triggers[key]:
             continue
         if owner and owner in roles and case.state.startswith(LADDER_PREFIXES):
@@ -95,8 +95,8 @@ def inbox(session: Session, engine, actor: Actor, now: datetime, horizon_days: i
     # Deadlines: due soon or passed, for their owner and (when passed) the next level's owner.
     rows = session.execute(
         select(Deadline, Case).join(Case, Case.id == Deadline.case_id)
-        .where(scope, Deadline.status.in_(("pending", "reminded", "overdue")),
-               or_(Deadline.status == "overdue", Deadline.due_at <= now + timedelta(days=horizon_days)))
+        .where(scope, Deadline.status.in_(DEADLINE_OPEN),
+               or_(Deadline.status == DeadlineStatus.OVERDUE, Deadline.due_at <= now + timedelta(days=horizon_days)))
         .order_by(Deadline.due_at)
     ).unique().all()
     for deadline, case in rows:
@@ -105,7 +105,7 @@ def inbox(session: Session, engine, actor: Actor, now: datetime, horizon_days: i
         owner = deadline.owner_role
         if owner == "owner":
             owner = definition.state(case.state).get("owner") or ""
-        overdue = deadline.status == "overdue" or deadline.due_at <= now
+        overdue = is_late(deadline, now)
         mine = owner in roles
         if overdue and not mine:
             mine = next_level_owner(definition, case.state) in roles
@@ -115,7 +115,8 @@ def inbox(session: Session, engine, actor: Actor, now: datetime, horizon_days: i
 
     for doc, case in awaiting_signature(session, scope, actor):
         title = engine.definition(case.definition).documents.get(doc.kind, {}).get("title", doc.kind)
-        add(case, "signature_requested", detail=f"{title} (versie {doc.version})", document_id=doc.id)
+        add(case, "signature_requested", detail=engine.text("inbox.document", title=title, version=doc.version),
+            document_id=doc.id)
 
     far = datetime.max.replace(tzinfo=now.tzinfo)
     return sorted(items.values(), key=lambda i: (ORDER[i["reason"]], i["due_at"] or far, i["case_id"]))

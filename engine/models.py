@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from enum import StrEnum
 from typing import Any, Optional
 
 from sqlalchemy import (
     JSON,
-    DDL,
     BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
-    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -55,6 +54,47 @@ class UTCDateTime(TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
+
+
+# -- statuses: declared once, stored as the same strings as always (no migration) --------------
+
+
+class DeadlineStatus(StrEnum):
+    PENDING = "pending"
+    REMINDED = "reminded"  # a reminder went out; still open
+    OVERDUE = "overdue"  # due_at passed (the sweep marked it); still open until met or cancelled
+    MET = "met"
+    CANCELLED = "cancelled"
+
+
+class OutboxStatus(StrEnum):
+    """pending -> sending (claimed; next_attempt_at is then the lease's end) -> sent | pending (retry) | dead."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    DEAD = "dead"
+
+
+class RetentionAction(StrEnum):
+    PSEUDONYMISED = "pseudonymised"
+    ERASED = "erased"
+
+
+class Verdict(StrEnum):
+    AGREED = "agreed"
+    SEEN_NOT_AGREED = "seen_not_agreed"
+
+
+# Open: counts for the case (met or cancelled end it). Waiting: the sweep still has to look at it.
+DEADLINE_OPEN = (DeadlineStatus.PENDING, DeadlineStatus.REMINDED, DeadlineStatus.OVERDUE)
+DEADLINE_WAITING = (DeadlineStatus.PENDING, DeadlineStatus.REMINDED)
+OUTBOX_CLAIMABLE = (OutboxStatus.PENDING, OutboxStatus.SENDING)
+
+
+def _in(column: str, values) -> str:
+    """A CHECK or partial-index predicate from a status tuple, spelled as the migrations spell it."""
+    return f"{column} in (" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
 class Base(DeclarativeBase):
@@ -215,7 +255,7 @@ class Signature(Base):
     __tablename__ = "signature"
     __table_args__ = (
         UniqueConstraint("document_id", "signer_id", name="uq_signature_document_signer"),
-        CheckConstraint("verdict in ('agreed', 'seen_not_agreed')", name="verdict"),
+        CheckConstraint(_in("verdict", Verdict), name="verdict"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     document_id: Mapped[int] = mapped_column(BigId, ForeignKey("document.id"), index=True)
@@ -229,9 +269,6 @@ class Signature(Base):
     document: Mapped[Document] = relationship(back_populates="signatures")
 
 
-DEADLINE_OPEN = ("pending", "reminded", "overdue")
-
-
 class Deadline(Base):
     __tablename__ = "deadline"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -241,21 +278,19 @@ class Deadline(Base):
     due_at: Mapped[datetime]
     # Next moment the worker must look at this row: a reminder or the due time itself.
     remind_at: Mapped[Optional[datetime]]
-    status: Mapped[str] = mapped_column(String(20), default="pending")
+    status: Mapped[str] = mapped_column(String(20), default=DeadlineStatus.PENDING.value)
     owner_role: Mapped[str] = mapped_column(String(40))
     reminder_days: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime]
     resolved_at: Mapped[Optional[datetime]]
 
     __table_args__ = (
-        CheckConstraint(
-            "status in ('pending', 'reminded', 'overdue', 'met', 'cancelled')", name="status"
-        ),
+        CheckConstraint(_in("status", DeadlineStatus), name="status"),
         Index(
             "ix_deadline_open_due",
             "remind_at",
-            postgresql_where=text("status in ('pending', 'reminded')"),
-            sqlite_where=text("status in ('pending', 'reminded')"),
+            postgresql_where=text(_in("status", DEADLINE_WAITING)),
+            sqlite_where=text(_in("status", DEADLINE_WAITING)),
         ),
     )
 
@@ -276,7 +311,7 @@ class Notification(Base):
     body_text: Mapped[str] = mapped_column(Text, default="")
     # What to attach, rendered at delivery: [{"type": "document_pdf", "document_id": n}, {"type": "ics", ...}]
     attachments: Mapped[list[Any]] = mapped_column(default=list)
-    status: Mapped[str] = mapped_column(String(20), default="pending")
+    status: Mapped[str] = mapped_column(String(20), default=OutboxStatus.PENDING.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[Optional[datetime]]
     last_error: Mapped[Optional[str]] = mapped_column(Text)
@@ -291,8 +326,8 @@ class Notification(Base):
         Index(
             "ix_notification_due",
             "next_attempt_at",
-            postgresql_where=text("status in ('pending', 'sending')"),
-            sqlite_where=text("status in ('pending', 'sending')"),
+            postgresql_where=text(_in("status", OUTBOX_CLAIMABLE)),
+            sqlite_where=text(_in("status", OUTBOX_CLAIMABLE)),
         ),
     )
 
@@ -344,7 +379,7 @@ class CaseRetention(Base):
     # Keyed hash of the former subject (pseudonymise only; null once erased).
     subject_pseudonym: Mapped[Optional[str]] = mapped_column(String(64), index=True)
 
-    __table_args__ = (CheckConstraint("action in ('pseudonymised', 'erased')", name="action"),)
+    __table_args__ = (CheckConstraint(_in("action", RetentionAction), name="action"),)
 
 
 class AuthToken(Base):

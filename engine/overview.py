@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from .deadlines import late
 from .models import Case, Deadline, Institution
 
 THRESHOLD = 5  # the default `small_cell_threshold` of a region
@@ -121,9 +122,8 @@ def figures(session: Session, engine, region_ids: list[int] | None, now: datetim
             select(Case.workflow_key, Case.state, Case.institution_id, func.count(), func.count(Case.closed_at))
             .where(in_region).group_by(Case.workflow_key, Case.state, Case.institution_id))
     }
-    passed = or_(Deadline.status == "overdue",
-                 and_(Deadline.status.in_(("pending", "reminded")), Deadline.due_at < now))
-    late = {
+    passed = late(now)
+    late_cases = {
         (w, i): n for w, i, n in session.execute(
             select(Case.workflow_key, Case.institution_id, func.count(func.distinct(Case.id)))
             .join(Deadline, Deadline.case_id == Case.id)
@@ -144,7 +144,7 @@ def figures(session: Session, engine, region_ids: list[int] | None, now: datetim
                 i = index.get((local.year, local.month))
                 if i is not None:
                     bucket[i] += 1
-    return Figures(now=now, institutions=list(institutions), cells=cells, late=late,
+    return Figures(now=now, institutions=list(institutions), cells=cells, late=late_cases,
                    months=[f"{y:04d}-{m:02d}" for y, m in labels], opened=opened, closed=closed)
 
 

@@ -46,14 +46,15 @@ from .models import (
     Document,
     LegalHold,
     Notification,
+    RetentionAction,
     Signature,
 )
 from .scope import Actor
 
 log = logging.getLogger(__name__)
 
-STAGES = {"pseudonymise": "pseudonymised", "erase": "erased"}
-RANK = {None: 0, "pseudonymised": 1, "erased": 2}
+STAGES = {"pseudonymise": RetentionAction.PSEUDONYMISED, "erase": RetentionAction.ERASED}
+RANK = {None: 0, RetentionAction.PSEUDONYMISED: 1, RetentionAction.ERASED: 2}
 TERM_UNITS = ("years", "months", "days")
 REDACTED_TEXT = ""
 MAX_REASON = 2000
@@ -94,7 +95,7 @@ class Policy:
 
     def describe(self) -> dict:
         return {"workflow": self.workflow,
-                **{{"pseudonymised": "pseudonymise", "erased": "erase"}[name]: dict(parts)
+                **{{stage: verb for verb, stage in STAGES.items()}[name]: dict(parts)
                    for name, parts in self.terms}}
 
 
@@ -118,7 +119,7 @@ def load_policies(region: dict | None, workflows: set[str] | None = None) -> dic
             terms.append((STAGES[verb], tuple(sorted(term.items()))))
         policy = Policy(key, tuple(sorted(terms, key=lambda t: RANK[t[0]])))
         reference = datetime(2000, 1, 1)
-        pseudo, erase = policy.term("pseudonymised"), policy.term("erased")
+        pseudo, erase = policy.term(RetentionAction.PSEUDONYMISED), policy.term(RetentionAction.ERASED)
         if pseudo is not None and erase is not None and reference + erase < reference + pseudo:
             raise ValueError(f"{where}: erase must not come before pseudonymise")
         policies[key] = policy
@@ -204,10 +205,6 @@ class Decision:
     done: str | None  # what was done before
     held: list[str] = field(default_factory=list)  # why it waits
 
-    @property
-    def actionable(self) -> bool:
-        return self.stage is not None and RANK[self.stage] > RANK[self.done] and not self.held
-
 
 @dataclass
 class RetentionResult:
@@ -258,7 +255,7 @@ def plan(session: Session, policies: dict[str, Policy], now: datetime, case_ids=
     q = (select(Case.id, Case.workflow_key, Case.closed_at, CaseRetention.action)
          .outerjoin(CaseRetention, CaseRetention.case_id == Case.id)
          .where(Case.closed_at.is_not(None), due_closed,
-                or_(CaseRetention.action.is_(None), CaseRetention.action != "erased"))  # erased: done for good
+                or_(CaseRetention.action.is_(None), CaseRetention.action != RetentionAction.ERASED))  # erased: done for good
          .order_by(Case.id))
     if case_ids is not None:
         q = q.where(Case.id.in_(list(case_ids)))
@@ -295,33 +292,9 @@ def plan(session: Session, policies: dict[str, Policy], now: datetime, case_ids=
     return candidates
 
 
-def apply_retention(session: Session, policies: dict[str, Policy], now: datetime, key: bytes,
-                    dry_run: bool = False, case_ids=None) -> RetentionResult:
-    """Pseudonymise or erase every case that is due and not held; one transaction per case (committed here)."""
-    result = RetentionResult()
-    decisions = plan(session, policies, now, case_ids)
-    session.rollback()
-    for d in decisions:
-        if d.held:
-            result.held[d.case_id] = d.held
-            continue
-        if dry_run:
-            (result.erased if d.stage == "erased" else result.pseudonymised).append(d.case_id)
-            continue
-        try:
-            # Checked again under the case's lock: a hold placed meanwhile wins.
-            if redact_case(session, policies, d.case_id, d.stage, now, key):
-                (result.erased if d.stage == "erased" else result.pseudonymised).append(d.case_id)
-            session.commit()
-        except RetentionRefused as exc:
-            session.rollback()
-            log.error("retention of case %s refused: %s", d.case_id, exc)
-            result.failed[d.case_id] = str(exc)[:300]
-        except Exception as exc:  # one case's trouble never stops the others
-            session.rollback()
-            log.exception("retention of case %s failed", d.case_id)
-            result.failed[d.case_id] = str(exc)[:300]
-    return result
+def record(result: RetentionResult, decision: Decision) -> None:
+    """Count a case that was (or, in a dry run, would be) pseudonymised or erased."""
+    (result.erased if decision.stage == RetentionAction.ERASED else result.pseudonymised).append(decision.case_id)
 
 
 def declare_redaction(session: Session) -> None:
@@ -332,24 +305,57 @@ def declare_redaction(session: Session) -> None:
 
 def redact_case(session: Session, policies: dict[str, Policy], case_id: int, stage: str, now: datetime,
                 key: bytes) -> bool:
-    """Pseudonymise or erase one case inside the caller's transaction; False when it is no longer due."""
+    """Pseudonymise or erase one case inside the caller's transaction; False when it is no longer due.
+
+    The caller owns the transaction (one per case: web/privacy_jobs.py). The steps:
+    1. `_lock_if_due`: the case under its lock, if the stage is still due and nothing holds it;
+    2. `_verified_events`: its audit chain, which must verify (RetentionRefused otherwise);
+    3. `_redact_events`: each event's data and the subject as actor, hashes and links kept;
+    4. `_redact_documents`: content, the subject as signer, signature comments; sha256 kept;
+    5. `_redact_rows`: deadline labels, exclusions, messages and reads of the case;
+    6. `_record`: the case's own fields, the `pseudonymised`/`erased` event, `case_retention`.
+    """
+    locked = _lock_if_due(session, policies, case_id, stage, now)
+    if locked is None:
+        return False
+    case, done = locked
+    events = _verified_events(session, case)
+    declare_redaction(session)
+    subject = case.subject_id  # None after pseudonymisation: unlinked then
+    redactions = _redact_events(events, subject)
+    documents = _redact_documents(session, case, subject)
+    session.flush()
+    _redact_rows(session, case, stage, subject)
+    _record(session, policies[case.workflow_key], case, done, stage, now, key, subject, redactions, documents)
+    session.flush()
+    log.info("retention: case %s %s (%d events redacted)", case.id, stage, len(redactions))
+    return True
+
+
+def _lock_if_due(session: Session, policies, case_id: int, stage: str, now: datetime):
     case = session.scalars(select(Case).where(Case.id == case_id).with_for_update(of=Case)).unique().one()
-    policy = policies[case.workflow_key]
     done = session.get(CaseRetention, case_id)
     if case.closed_at is None or RANK[stage] <= RANK[done.action if done else None]:
-        return False
+        return None
     # Under the case's lock: a hold placed (or a linked case reopened) meanwhile wins.
     again = [d for d in plan(session, policies, now, [case_id]) if d.case_id == case_id]
     if not again or again[0].held or RANK[again[0].stage] < RANK[stage]:
-        return False
+        return None
+    return case, done
+
+
+def _verified_events(session: Session, case: Case) -> list[AuditEvent]:
     events = list(session.scalars(select(AuditEvent).where(AuditEvent.case_id == case.id)
                                   .order_by(AuditEvent.seq)))
     problem = audit.check_case(case, events)
     if problem is not None:
         # Redacting a broken chain would launder it: the evidence of the change must stay for an admin.
         raise RetentionRefused(f"the audit chain is broken ({problem}); not redacted")
-    declare_redaction(session)
-    subject = case.subject_id  # None after pseudonymisation: unlinked then
+    return events
+
+
+def _redact_events(events, subject) -> list:
+    """[seq, original hash, redacted hash] of each event changed (the erasure event commits to them)."""
     redactions = []
     for ev in events:
         if ev.type in audit.ERASURE_TYPES:
@@ -360,6 +366,11 @@ def redact_case(session: Session, policies: dict[str, Policy], case_id: int, sta
             continue
         ev.data, ev.actor_id = data, actor
         redactions.append([ev.seq, ev.hash, audit.content_hash(ev)])
+    return redactions
+
+
+def _redact_documents(session: Session, case: Case, subject) -> list:
+    """[id, sha256] of each document of the case, whose content is now a marker."""
     documents = []
     for doc in session.scalars(select(Document).where(Document.case_id == case.id).order_by(Document.id)):
         documents.append([doc.id, doc.sha256])
@@ -373,25 +384,34 @@ def redact_case(session: Session, policies: dict[str, Policy], case_id: int, sta
                 session.execute(update(Signature).where(Signature.id == sig.id)
                                 .values(comment=REDACTED_TEXT, signer_id=signer)
                                 .execution_options(synchronize_session=False))
-    session.flush()
+    return documents
+
+
+def _redact_rows(session: Session, case: Case, stage: str, subject) -> None:
+    quiet = {"synchronize_session": False}
     session.execute(update(Deadline).where(Deadline.case_id == case.id).values(label=Deadline.kind)
-                    .execution_options(synchronize_session=False))
+                    .execution_options(**quiet))
     session.execute(delete(CaseExclusion).where(CaseExclusion.case_id == case.id))
-    if stage == "erased":
+    if stage == RetentionAction.ERASED:
         session.execute(delete(Notification).where(Notification.case_id == case.id,
                                                    Notification.kind != audit.BREAK_ALERT_KIND))
         session.execute(delete(AccessLog).where(AccessLog.case_id == case.id))
-    else:
-        session.execute(update(Notification).where(Notification.case_id == case.id)
-                        .values(subject=Notification.kind, body_text="", attachments=[], data={})
-                        .execution_options(synchronize_session=False))
-        if subject is not None:
-            session.execute(update(Notification).where(Notification.case_id == case.id,
-                                                       Notification.recipient_user_id == subject)
-                            .values(recipient_user_id=None).execution_options(synchronize_session=False))
-            session.execute(delete(AccessLog).where(AccessLog.case_id == case.id, AccessLog.user_id == subject))
-    alias = pseudonym(key, subject) if subject is not None and stage == "pseudonymised" else None
-    if stage == "pseudonymised" and alias is None and done is not None:
+        return
+    session.execute(update(Notification).where(Notification.case_id == case.id)
+                    .values(subject=Notification.kind, body_text="", attachments=[], data={})
+                    .execution_options(**quiet))
+    if subject is not None:
+        session.execute(update(Notification).where(Notification.case_id == case.id,
+                                                   Notification.recipient_user_id == subject)
+                        .values(recipient_user_id=None).execution_options(**quiet))
+        session.execute(delete(AccessLog).where(AccessLog.case_id == case.id, AccessLog.user_id == subject))
+
+
+def _record(session: Session, policy: Policy, case: Case, done, stage: str, now: datetime, key: bytes, subject,
+            redactions: list, documents: list) -> None:
+    pseudonymising = stage == RetentionAction.PSEUDONYMISED
+    alias = pseudonym(key, subject) if subject is not None and pseudonymising else None
+    if pseudonymising and alias is None and done is not None:
         alias = done.subject_pseudonym
     case.title, case.data, case.subject_id = "", {}, None
     event = audit.new_event(case, now, None, stage, data={
@@ -402,7 +422,4 @@ def redact_case(session: Session, policies: dict[str, Policy], case_id: int, sta
                                   policy=policy.describe(), subject_pseudonym=alias))
     else:
         done.action, done.applied_at, done.event_seq, done.policy = stage, now, event.seq, policy.describe()
-        done.subject_pseudonym = alias if stage == "pseudonymised" else None
-    session.flush()
-    log.info("retention: case %s %s (%d events redacted)", case.id, stage, len(redactions))
-    return True
+        done.subject_pseudonym = alias if pseudonymising else None

@@ -13,7 +13,9 @@ from typing import Any, Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
-from .models import Case, Document
+from .calendar import local_date
+from .models import Case, Document, User
+from .outbox import safe_format
 
 
 @dataclass
@@ -21,6 +23,14 @@ class Registry:
     guards: dict[str, Callable] = field(default_factory=dict)
     effects: dict[str, Callable] = field(default_factory=dict)
     validators: dict[str, Callable] = field(default_factory=dict)
+    # Named texts the engine writes into messages, events and unmet conditions. English ones under
+    # the bare name (engine/builtins.py); the Dutch ones under `<name>.nl` (workflows/texts.py).
+    texts: dict[str, str] = field(default_factory=dict)
+
+    def text(self, name: str, lang: str = "", /, **values) -> str:
+        """The text `name` in `lang` (falling back to the English one), its {fields} filled in."""
+        template = self.texts.get(f"{name}.{lang}") if lang else None
+        return safe_format(template if template is not None else self.texts[name], **values)
 
     def names(self) -> tuple:
         return (tuple(sorted(self.guards)), tuple(sorted(self.effects)), tuple(sorted(self.validators)))
@@ -93,12 +103,8 @@ class Context:
         "responsible.name", "actor.name", "institution.name" or "today" (or a bare data key)."""
         parts = path.split(".")
         if path == "today":
-            from .calendar import local_date
-
-            return local_date(self.now, self.config.timezone).isoformat() if self.config else self.now.date().isoformat()
+            return local_date(self.now, self.config.timezone).isoformat()
         if parts[0] in ("subject", "opener", "responsible", "actor"):
-            from .models import User
-
             uid = {"subject": self.case.subject_id, "opener": self.case.opened_by_id,
                    "responsible": self.case.responsible_id, "actor": self.actor.id}[parts[0]]
             user = self.session.get(User, uid) if uid else None

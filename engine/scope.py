@@ -1,16 +1,24 @@
-"""Who sees which case: one place, applied inside every case query (never per view).
+"""Who sees which case, and who may act on it: one place each.
 
-Rules are data: each definition's `visibility` maps a role to `institution` or `region`.
-Always, whatever the configuration: the subject and the opener see their own case;
-superusers (configured, e.g. admin) see everything.
+Seeing is applied inside every case query (never per view). Rules are data: each
+definition's `visibility` maps a role to `institution` or `region`. Always, whatever the
+configuration: the subject and the opener see their own case; superusers (configured,
+e.g. admin) see everything.
+
+Acting: a step (opening, or a transition) lists the roles that may take it; `owner` in
+that list means the owner role of the level the case is at, `*` any authenticated role.
+A step's `when_overdue` roles may take it too while the level's deadline is overdue.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from sqlalchemy import and_, exists, or_, true
+from sqlalchemy import and_, exists, or_
 
+from .machine import triggers_from
 from .models import Case, CaseExclusion
+
+PSEUDO_ROLES = ("subject", "opener", "responsible")
 
 
 @dataclass(frozen=True)
@@ -20,7 +28,6 @@ class Actor:
     assignments: tuple[tuple[str, int | None, int], ...] = ()
     superuser: bool = False
     name: str = ""
-    extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def roles_at(self, institution_id: int, region_id: int) -> set[str]:
         return {
@@ -64,12 +71,46 @@ def visible(actor: Actor, visibility_by_key: dict[str, dict[str, str]]):
     return and_(or_(*clauses), not_excluded)
 
 
-REDACTED = "[vertrouwelijk]"
+# -- who may act --------------------------------------------------------------------------
 
 
-def redact(confidential: dict[str, list[str]], data: dict, roles: set[str]) -> dict:
-    """Hide confidential fields (e.g. a signaller's identity) from everyone but the listed roles."""
-    if not confidential or not isinstance(data, dict):
-        return data
-    hidden = {k for k, allowed in confidential.items() if k in data and not roles & set(allowed)}
-    return {k: (REDACTED if k in hidden else v) for k, v in data.items()} if hidden else data
+def permits(allowed, roles: set[str]) -> bool:
+    """'*' in a definition means: any authenticated role."""
+    return "*" in allowed and bool(roles) or bool(roles & set(allowed))
+
+
+def allowed_roles(definition, step, state: str) -> set[str]:
+    """The roles a step names, with `owner` replaced by the owner role of `state` (if it has one)."""
+    allowed = set(step.roles)
+    if "owner" in allowed:
+        allowed.discard("owner")
+        owner = definition.state(state).get("owner")
+        if owner:
+            allowed.add(owner)
+    return allowed
+
+
+def may(definition, step, state: str, roles: set[str], overdue: bool) -> bool:
+    """May someone with `roles` take `step` from `state`? `overdue`: the level's deadline has passed."""
+    if permits(allowed_roles(definition, step, state), roles):
+        return True
+    return overdue and bool(roles & set(step.when_overdue))
+
+
+def triggers_for(definition, state: str, roles: set[str], overdue: bool = False) -> list[str]:
+    """The triggers someone with `roles` may fire from `state`, in the machine's order."""
+    out = []
+    for trigger in triggers_from(definition.machine, state):
+        step = definition.step(trigger, state)
+        if step and may(definition, step, state, roles, overdue):
+            out.append(trigger)
+    return out
+
+
+def system_actor(definition, case: Case, trigger: str, name: str) -> Actor:
+    """Who fires an automatic escalation: the system, holding exactly the roles the step allows here."""
+    step = definition.step(trigger, case.state)
+    allowed = allowed_roles(definition, step, case.state) if step else set()
+    allowed -= {"*", *PSEUDO_ROLES}
+    return Actor(id=None, assignments=tuple((role, case.institution_id, case.region_id) for role in sorted(allowed)),
+                 superuser=True, name=name)

@@ -17,8 +17,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from engine.models import Case, Deadline
+from engine.models import Case, Deadline, DeadlineStatus
 
+from . import pdf
 from .backends import Attachment, DeliveryError
 
 
@@ -72,7 +73,7 @@ def ics(session: Session, entry: dict, ctx: RenderContext) -> tuple[str, str, by
         case = session.get(Case, deadline.case_id)
         tz = ZoneInfo(ctx.timezone)
         due_local = deadline.due_at.astimezone(tz)
-        cancelled = deadline.status in ("met", "cancelled")
+        cancelled = deadline.status in (DeadlineStatus.MET, DeadlineStatus.CANCELLED)
         cal.add("method", "CANCEL" if cancelled else "PUBLISH")
         event.add("uid", f"deadline-{deadline.id}@traject")
         event.add("sequence", 1 if cancelled else 0)
@@ -125,11 +126,6 @@ def ics(session: Session, entry: dict, ctx: RenderContext) -> tuple[str, str, by
 
 @register("document_pdf")
 def document_pdf(session: Session, entry: dict, ctx: RenderContext) -> tuple[str, str, bytes]:
-    try:
-        from . import pdf  # the letters' own module; imported only when a letter is attached
-    except ImportError as exc:
-        raise DeliveryError(f"cannot render document_pdf: notifications.pdf is not available ({exc})",
-                            retry=True) from exc
     try:
         document_id = int(entry["document_id"])
     except (KeyError, TypeError, ValueError) as exc:

@@ -33,7 +33,7 @@ from typing import Callable
 from sqlalchemy import bindparam, literal_column, select, update
 from sqlalchemy.orm import Session
 
-from engine.models import Notification
+from engine.models import OUTBOX_CLAIMABLE, Notification, OutboxStatus
 
 from .backends import DeliveryError
 from .render import MailSettings, compose
@@ -46,7 +46,7 @@ BASE_DELAY = 60.0  # seconds before the first retry (then doubling)
 MAX_DELAY = 6 * 3600.0
 BATCH = 50
 # Literals, so the partial index ix_notification_due serves the claim (see engine/deadlines.py).
-CLAIMABLE = (literal_column("'pending'"), literal_column("'sending'"))
+CLAIMABLE = tuple(literal_column(f"'{status}'") for status in OUTBOX_CLAIMABLE)
 
 
 @dataclass
@@ -96,7 +96,7 @@ def claim(session: Session, now: datetime, limit: int = BATCH, lease: timedelta 
             ids = due_query(now, limit).with_for_update(skip_locked=True).with_only_columns(Notification.id)
             rows = session.execute(
                 update(Notification).where(Notification.id.in_(ids.scalar_subquery()))
-                .values(status="sending", attempts=Notification.attempts + 1, next_attempt_at=until)
+                .values(status=OutboxStatus.SENDING, attempts=Notification.attempts + 1, next_attempt_at=until)
                 .returning(Notification.id, Notification.attempts)
                 .execution_options(synchronize_session=False)).all()
             claimed = sorted((r.id, r.attempts) for r in rows)
@@ -151,7 +151,7 @@ def deliver(session: Session, backend, notification_id: int, attempt: int, clock
         log.warning("notification %s: an earlier attempt ended without an outcome; sending again", n.id)
     if attempt > max_attempts:
         session.rollback()
-        return _finish(session, notification_id, attempt, "dead", status="dead", next_attempt_at=None,
+        return _finish(session, notification_id, attempt, "dead", status=OutboxStatus.DEAD, next_attempt_at=None,
                        last_error=f"gave up after {max_attempts} attempts: {n.last_error or 'no outcome recorded'}")
     try:
         message = compose(session, n, settings, engine)
@@ -166,23 +166,23 @@ def deliver(session: Session, backend, notification_id: int, attempt: int, clock
         return _failed(session, notification_id, attempt,
                        DeliveryError(f"{type(exc).__name__}: {exc}", retry=True), clock(), max_attempts, rng)
     # Right after the call, before anything else: the at-least-once window closes here.
-    return _finish(session, notification_id, attempt, "delivered", status="sent", sent_at=clock(),
+    return _finish(session, notification_id, attempt, "delivered", status=OutboxStatus.SENT, sent_at=clock(),
                    next_attempt_at=None, last_error=None)
 
 
 def _failed(session, notification_id, attempt, exc: DeliveryError, now, max_attempts, rng) -> str:
     if not exc.retry:
         log.warning("notification %s: dead letter: %s", notification_id, exc.reason)
-        return _finish(session, notification_id, attempt, "dead", status="dead", next_attempt_at=None,
+        return _finish(session, notification_id, attempt, "dead", status=OutboxStatus.DEAD, next_attempt_at=None,
                        last_error=exc.reason[:2000])
     if attempt >= max_attempts:
         log.warning("notification %s: giving up after %s attempts: %s", notification_id, attempt, exc.reason)
-        return _finish(session, notification_id, attempt, "dead", status="dead", next_attempt_at=None,
+        return _finish(session, notification_id, attempt, "dead", status=OutboxStatus.DEAD, next_attempt_at=None,
                        last_error=f"gave up after {attempt} attempts: {exc.reason}"[:2000])
     # Retry-After is honoured as given (up to a day: a typo on their side must not park a message for a year).
     delay = min(exc.retry_after, 86400.0) if exc.retry_after is not None else backoff(attempt, rng)
     log.info("notification %s: attempt %s failed (%s); again in %.0f s", notification_id, attempt, exc.reason, delay)
-    return _finish(session, notification_id, attempt, "retried", status="pending",
+    return _finish(session, notification_id, attempt, "retried", status=OutboxStatus.PENDING,
                    next_attempt_at=now + timedelta(seconds=delay), last_error=exc.reason[:2000])
 
 
@@ -191,14 +191,14 @@ _N = Notification.__table__
 _CLAIM = (update(_N)
           .where(_N.c.id == bindparam("_id"), _N.c.status == bindparam("_old_status"),
                  _N.c.attempts == bindparam("_old_attempts"))
-          .values(status="sending", attempts=bindparam("_attempts"), next_attempt_at=bindparam("_until")))
+          .values(status=OutboxStatus.SENDING, attempts=bindparam("_attempts"), next_attempt_at=bindparam("_until")))
 _FINISH: dict[tuple, object] = {}
 
 
 def _finish_statement(keys: tuple):
     if keys not in _FINISH:
         _FINISH[keys] = (update(_N)
-                         .where(_N.c.id == bindparam("_id"), _N.c.status == "sending",
+                         .where(_N.c.id == bindparam("_id"), _N.c.status == OutboxStatus.SENDING,
                                 _N.c.attempts == bindparam("_attempt"))
                          .values({key: bindparam(f"v_{key}") for key in keys}))
     return _FINISH[keys]
@@ -224,7 +224,7 @@ def _finish(session: Session, notification_id: int, attempt: int, outcome: str, 
 
 def dead_letters(session: Session, limit: int = 100, after_id: int | None = None) -> list[Notification]:
     """Dead letters, oldest first: each with its kind, recipient, attempts and last_error (the reason)."""
-    q = select(Notification).where(Notification.status == "dead").order_by(Notification.id).limit(limit)
+    q = select(Notification).where(Notification.status == OutboxStatus.DEAD).order_by(Notification.id).limit(limit)
     if after_id is not None:
         q = q.where(Notification.id > after_id)
     return list(session.scalars(q))
@@ -232,9 +232,9 @@ def dead_letters(session: Session, limit: int = 100, after_id: int | None = None
 
 def requeue(session: Session, ids: list[int] | None, now: datetime) -> int:
     """Put dead letters back in the queue (all of them when `ids` is None); returns how many. No commit."""
-    q = update(Notification).where(Notification.status == "dead")
+    q = update(Notification).where(Notification.status == OutboxStatus.DEAD)
     if ids is not None:
         q = q.where(Notification.id.in_(list(ids)))
-    result = session.execute(q.values(status="pending", attempts=0, next_attempt_at=now)
+    result = session.execute(q.values(status=OutboxStatus.PENDING, attempts=0, next_attempt_at=now)
                              .execution_options(synchronize_session=False))
     return result.rowcount

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.models import Case, Notification, User
+from engine.outbox import safe_format
 
 from . import attachments
 from .backends import DeliveryError, OutgoingMessage
@@ -93,66 +94,30 @@ def _notify_spec(definition, kind: str) -> dict:
 
 
 def compose(session: Session, n: Notification, settings: MailSettings, engine=None) -> OutgoingMessage:
-    """Render one outbox row. Raises DeliveryError when it cannot be sent as it stands."""
-    name = ""
-    if n.recipient_user_id:
-        # Columns, not the User entity: its roles would be loaded too, for nothing.
-        user = session.execute(select(User.email, User.name, User.language, User.active)
-                               .where(User.id == n.recipient_user_id)).one_or_none()
-        if user is None or not user.active or not user.email:
-            raise DeliveryError(f"recipient user {n.recipient_user_id} is inactive or has no e-mail address",
-                                retry=False)
-        address, lang, name = user.email, user.language or "nl", user.name
-    elif n.recipient_address:
-        address, lang = n.recipient_address, "nl"
-    else:
-        raise DeliveryError("no recipient", retry=False)
-    lang = lang if lang in LANGUAGES else "nl"
-    tz = ZoneInfo(settings.timezone)
+    """Render one outbox row. Raises DeliveryError when it cannot be sent as it stands.
+
+    1. `_recipient`: address, language and name (an inactive user or no address: a dead letter);
+    2. `_case_context`: the case as the reader sees it, in their language, and its definition;
+    3. `_deadline_context`: the deadline a reminder or overdue message is about;
+    4. `_subject`: the row's subject, in English where the reader reads English;
+    5. the templates: subject (when the kind has one), text and HTML bodies; the attachments.
+    """
+    address, lang, name = _recipient(session, n)
     data = n.data or {}
-
-    case_ctx, definition = None, None
     case = session.get(Case, n.case_id) if n.case_id else None
-    if case is not None:
-        if engine is not None:
-            definition = engine.definition(case.definition)
-        state = definition.state(case.state) if definition and case.state in definition.state_names else {}
-        workflow = (definition.title_en if lang == "en" else definition.title) if definition else case.workflow_key
-        case_ctx = {
-            "id": case.id,
-            "title": case.title or workflow,
-            "workflow": workflow,
-            "state": (state.get("label_en") if lang == "en" else state.get("label")) or case.state,
-            "institution": case.institution.name if case.institution else "",
-        }
-    deadline = None
-    if data.get("deadline_id"):
-        due = datetime.fromisoformat(data["due_at"].replace("Z", "+00:00")).astimezone(tz) if data.get("due_at") \
-            else None
-        deadline = {"id": data["deadline_id"], "kind": data.get("deadline_kind"),
-                    "label": (data.get("label_en") if lang == "en" else data.get("label")) or data.get("label"),
-                    "due": due, "days_before": data.get("days_before")}
-
-    subject = n.subject
-    if lang == "en":
-        subject_en = data.get("subject_en")
-        if not subject_en and definition is not None and case_ctx is not None:
-            spec_en = _notify_spec(definition, n.kind).get("subject_en")
-            if spec_en:
-                subject_en = _safe_format(spec_en, title=case_ctx["title"], workflow=case_ctx["workflow"],
-                                          case_id=case_ctx["id"])
-        subject = subject_en or subject
+    case_ctx, definition = _case_context(case, lang, engine)
     context = {
         "lang": lang,
         "kind": n.kind,
         "recipient": {"name": name, "email": address},
         "case": case_ctx,
-        "deadline": deadline,
+        "deadline": _deadline_context(data, lang, ZoneInfo(settings.timezone)),
         "body": n.body_text or "",
         "data": data,
         "link": f"{settings.base_url}/cases/{case.id}" if case is not None else settings.base_url,
         "base_url": settings.base_url,
     }
+    subject = _subject(n, data, lang, definition, case_ctx)
     subject_template = _template(lang, n.kind, "subject.txt", fallback=False)
     if subject_template is not None:
         subject = " ".join(subject_template.render(subject=subject, **context).split())
@@ -169,9 +134,55 @@ def compose(session: Session, n: Notification, settings: MailSettings, engine=No
                            created_at=created)
 
 
-def _safe_format(template: str, **values) -> str:
-    class Safe(dict):
-        def __missing__(self, key):
-            return "{" + key + "}"
+def _recipient(session: Session, n: Notification) -> tuple[str, str, str]:
+    name = ""
+    if n.recipient_user_id:
+        # Columns, not the User entity: its roles would be loaded too, for nothing.
+        user = session.execute(select(User.email, User.name, User.language, User.active)
+                               .where(User.id == n.recipient_user_id)).one_or_none()
+        if user is None or not user.active or not user.email:
+            raise DeliveryError(f"recipient user {n.recipient_user_id} is inactive or has no e-mail address",
+                                retry=False)
+        address, lang, name = user.email, user.language or "nl", user.name
+    elif n.recipient_address:
+        address, lang = n.recipient_address, "nl"
+    else:
+        raise DeliveryError("no recipient", retry=False)
+    return address, (lang if lang in LANGUAGES else "nl"), name
 
-    return template.format_map(Safe(values))
+
+def _case_context(case: Case | None, lang: str, engine) -> tuple[dict | None, object]:
+    if case is None:
+        return None, None
+    definition = engine.definition(case.definition) if engine is not None else None
+    state = definition.state(case.state) if definition and case.state in definition.state_names else {}
+    workflow = (definition.title_en if lang == "en" else definition.title) if definition else case.workflow_key
+    return {
+        "id": case.id,
+        "title": case.title or workflow,
+        "workflow": workflow,
+        "state": (state.get("label_en") if lang == "en" else state.get("label")) or case.state,
+        "institution": case.institution.name if case.institution else "",
+    }, definition
+
+
+def _deadline_context(data: dict, lang: str, tz: ZoneInfo) -> dict | None:
+    if not data.get("deadline_id"):
+        return None
+    due = datetime.fromisoformat(data["due_at"].replace("Z", "+00:00")).astimezone(tz) if data.get("due_at") \
+        else None
+    return {"id": data["deadline_id"], "kind": data.get("deadline_kind"),
+            "label": (data.get("label_en") if lang == "en" else data.get("label")) or data.get("label"),
+            "due": due, "days_before": data.get("days_before")}
+
+
+def _subject(n: Notification, data: dict, lang: str, definition, case_ctx: dict | None) -> str:
+    if lang != "en":
+        return n.subject
+    subject_en = data.get("subject_en")
+    if not subject_en and definition is not None and case_ctx is not None:
+        spec_en = _notify_spec(definition, n.kind).get("subject_en")
+        if spec_en:
+            subject_en = safe_format(spec_en, title=case_ctx["title"], workflow=case_ctx["workflow"],
+                                     case_id=case_ctx["id"])
+    return subject_en or n.subject

@@ -163,7 +163,7 @@ def add_deadline(app, case_id, due_day: date, days=(14, 3), owner_role="responsi
         due_at = end_of_day(due_day, "Europe/Amsterdam")
         now = now or engine.clock.now()
         d = Deadline(case_id=case_id, kind=kind, label="Testtermijn", due_at=due_at,
-                     remind_at=engine.reminder_at(due_at, list(days), now), status="pending", owner_role=owner_role,
+                     remind_at=deadlines.next_look(due_at, list(days), now, "Europe/Amsterdam", 9), status="pending", owner_role=owner_role,
                      reminder_days=sorted(days, reverse=True), created_at=now)
         db.session.add(d)
         db.session.commit()

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 import threading
 from datetime import date, datetime, timedelta, timezone
 from email import message_from_bytes, policy
@@ -168,19 +167,6 @@ def queue(app, world, *, attachments_=(), user="opleider", address=None, kind="c
         db.session.add(n)
         db.session.commit()
         return n.id
-
-
-def test_without_the_pdf_module_a_letter_waits_with_a_clear_retryable_error(app, world, clock, tmp_path, monkeypatch):
-    import notifications
-
-    monkeypatch.setitem(sys.modules, "notifications.pdf", None)  # as if the module were not there
-    monkeypatch.delattr(notifications, "pdf", raising=False)
-    nid = queue(app, world, attachments_=[{"type": "document_pdf", "document_id": 1}])
-    result = drain(app, FileBackend(tmp_path / "mail"), clock)
-    assert (result.retried, result.delivered) == (1, 0)
-    n = row(app, nid)
-    assert n.status == "pending" and "notifications.pdf is not available" in n.last_error
-    assert not (tmp_path / "mail").exists()
 
 
 def test_an_unknown_attachment_type_is_a_dead_letter(app, world, clock, tmp_path):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from engine import audit
+from engine import audit, deadlines
 from engine.calendar import end_of_day
 from engine.models import Deadline, Notification, WorkerHeartbeat
 from flows import open_internal
@@ -107,7 +107,8 @@ def due_now(app, case_id: int, days_ahead: int, reminder_days=(3,)) -> int:
     due_at = end_of_day(today + timedelta(days=days_ahead), "Europe/Amsterdam")
     with app.app_context():
         engine = app.extensions["traject"]
-        moment = engine.reminder_at(due_at, list(reminder_days), datetime(2000, 1, 1, tzinfo=timezone.utc))
+        moment = deadlines.next_look(due_at, list(reminder_days), datetime(2000, 1, 1, tzinfo=timezone.utc),
+                                   engine.config.timezone, engine.config.reminder_hour)
         d = Deadline(case_id=case_id, kind="live", label="Live termijn", due_at=due_at, remind_at=moment,
                      status="pending", owner_role="responsible", reminder_days=list(reminder_days),
                      created_at=engine.clock.now())

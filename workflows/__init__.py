@@ -3,9 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from engine import builtins
 from engine.definitions import Definition, load_directory
 from engine.registry import Registry
+
+from . import guards
+from .texts import TEXTS_NL
 
 DEFINITIONS_DIR = Path(__file__).parent / "definitions"
 REGION_FILE = Path(__file__).parent / "region.yaml"
@@ -13,8 +18,6 @@ REGION_FILE = Path(__file__).parent / "region.yaml"
 
 def load_region(path: str | Path | None = None) -> dict:
     """The region's configuration (terms, reminders, recipients, auto-escalation)."""
-    import yaml
-
     source = Path(path) if path else REGION_FILE
     if not source.exists():
         return {}
@@ -26,9 +29,8 @@ def load_region(path: str | Path | None = None) -> dict:
 
 def make_registry() -> Registry:
     registry = builtins.install(Registry())
-    from . import guards
-
     guards.install(registry)
+    registry.texts.update(TEXTS_NL)
     return registry
 
 

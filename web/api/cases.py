@@ -6,14 +6,16 @@ import binascii
 
 from flask import g
 from flask.views import MethodView
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import exists, select
 
-from engine.disclosure import Disclosure, disclosure
+from engine.deadlines import late as late_deadlines
+from engine.disclosure import Disclosure
 from engine.errors import ValidationError
 from engine.models import (
     AuditEvent,
     Case,
     Deadline,
+    DeadlineStatus,
     Document,
     Institution,
     Notification,
@@ -70,7 +72,7 @@ def serialize_cases(cases: list[Case]) -> list[dict]:
             "responsible_id": c.responsible_id, "title": c.title, "state": c.state, "version": c.version,
             "opened_at": c.opened_at, "closed_at": c.closed_at, "data": shown[c.id].data(c.data),
             "available_triggers": eng.available_triggers(
-                c, actor, overdue=any(d["status"] == "overdue" for d in deadlines[c.id])),
+                c, actor, overdue=any(d["status"] == DeadlineStatus.OVERDUE for d in deadlines[c.id])),
             "deadlines": deadlines[c.id],
             "documents": documents[c.id], "parent_id": c.parent_id if c.parent_id in visible_parents else None,
             "child_ids": children[c.id],
@@ -81,7 +83,7 @@ def serialize_cases(cases: list[Case]) -> list[dict]:
 
 def _shown(case: Case) -> Disclosure:
     """What the reader may see of the case's confidential fields (engine/disclosure.py)."""
-    return disclosure(engine().definition(case.definition).confidential, case, g.actor)
+    return engine().disclosure(case, g.actor)
 
 
 def _decode_cursor(cursor: str) -> int:
@@ -113,11 +115,7 @@ class Cases(MethodView):
         if "institution" in query:
             q = q.where(Case.institution.has(Institution.code == query["institution"]))
         if "overdue" in query:
-            late = exists().where(
-                Deadline.case_id == Case.id,
-                or_(Deadline.status == "overdue",
-                    and_(Deadline.status.in_(("pending", "reminded")), Deadline.due_at < now())),
-            )
+            late = exists().where(Deadline.case_id == Case.id, late_deadlines(now()))
             q = q.where(late if query["overdue"] else ~late)
         if "cursor" in query:
             q = q.where(Case.id < _decode_cursor(query["cursor"]))

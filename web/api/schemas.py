@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from engine.models import DeadlineStatus
+
 
 class ErrorBody(Schema):
     code = fields.String(required=True)
@@ -58,7 +60,7 @@ class DeadlineSchema(Schema):
     kind = fields.String(required=True)
     label = fields.String()
     due_at = fields.DateTime(required=True)
-    status = fields.String(required=True, validate=validate.OneOf(["pending", "reminded", "overdue", "met", "cancelled"]))
+    status = fields.String(required=True, validate=validate.OneOf([s.value for s in DeadlineStatus]))
     owner_role = fields.String(required=True)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from engine.canonical import isoformat_utc, sha256_hex
-from engine.disclosure import Disclosure, disclosure
+from engine.disclosure import Disclosure
 from engine.errors import NotFound
 from engine.models import AuditEvent, Case, Deadline, Document
 from engine.scope import Actor
@@ -93,7 +93,7 @@ def export(session, engine, actor: Actor, case_id: int, now: datetime,
                                  .order_by(AuditEvent.seq)).all()
         deadlines = session.scalars(select(Deadline).where(Deadline.case_id == case.id)
                                     .order_by(Deadline.id)).all()
-        shown = disclosure(engine.definition(case.definition).confidential, case, actor)
+        shown = engine.disclosure(case, actor)
         files[f"{base}/audit.json"] = _json([_event_json(e, shown) for e in events])
         files[f"{base}/definition.yaml"] = case.definition.source.encode()
         files[f"{base}/case.json"] = _json({

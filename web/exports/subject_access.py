@@ -115,12 +115,13 @@ def _about_you(session, engine, cases: list[Case], own: list[Case]) -> list[dict
     def person(i):
         return {"id": i, "name": people.get(i, "")} if i is not None else None
 
-    return [_case_about_you(engine.definition(c.definition), c, person, events[c.id], deadlines[c.id],
+    marker = engine.text("redacted")
+    return [_case_about_you(engine.definition(c.definition), c, person, marker, events[c.id], deadlines[c.id],
                             documents[c.id]) for c in own]
 
 
-def _case_about_you(definition, c: Case, person, events, deadlines, documents) -> dict:
-    shown = for_roles(definition.confidential, {"subject"}).data
+def _case_about_you(definition, c: Case, person, marker: str, events, deadlines, documents) -> dict:
+    shown = for_roles(definition.confidential, {"subject"}, marker).data
 
     return {
         "id": c.id, "workflow": c.workflow_key, "workflow_title": definition.title, "title": c.title,

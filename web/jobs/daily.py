@@ -13,7 +13,7 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from engine import audit, privacy
+from engine import audit, outbox, privacy
 from engine.models import Case, Notification, RoleAssignment, User
 
 from ..extensions import db
@@ -62,12 +62,9 @@ def check_audit(app: Flask, now: datetime | None = None) -> dict:
                 f"Probleem: {brk.problem}\n\nControleer met `traject audit verify --case {brk.case_id}` en "
                 "vergelijk met de laatste back-up. / The daily audit check found a broken chain.")
         for uid in recipients:
-            session.add(Notification(
-                idempotency_key=f"{prefix}user:{uid}", case_id=case_id, event_seq=None, recipient_user_id=uid,
-                recipient_address=None, recipient_role="admin", kind=ALERT_KIND,
-                subject=f"Audit-spoor verbroken: {where}", body_text=body, attachments=[], status="pending",
-                attempts=0, next_attempt_at=now, created_at=now,
-                data={"case_id": brk.case_id, "seq": brk.seq, "problem": brk.problem}))
+            outbox.add(session, key=f"{prefix}{outbox.recipient_key(uid, None)}", case_id=case_id, seq=None, uid=uid,
+                       address=None, role="admin", kind=ALERT_KIND, subject=f"Audit-spoor verbroken: {where}",
+                       body_text=body, now=now, data={"case_id": brk.case_id, "seq": brk.seq, "problem": brk.problem})
         try:
             session.commit()
         except IntegrityError:  # another worker reported it at the same moment
@@ -84,9 +81,36 @@ def check_audit(app: Flask, now: datetime | None = None) -> dict:
 
 def run_retention(app: Flask, now: datetime | None = None, dry_run: bool = False,
                   case_ids=None) -> privacy.RetentionResult:
+    """Pseudonymise or erase every case that is due and not held: one transaction per case, so one
+    case's trouble never stops the others and each finished case stays done."""
     now = now or app.extensions["traject"].clock.now()
-    result = privacy.apply_retention(db.session, app.config.get("TRAJECT_RETENTION") or {}, now,
-                                     pseudonym_key(app), dry_run=dry_run, case_ids=case_ids)
+    session, policies, key = db.session, app.config.get("TRAJECT_RETENTION") or {}, pseudonym_key(app)
+    result = privacy.RetentionResult()
+    decisions = privacy.plan(session, policies, now, case_ids)
+    session.rollback()
+    for d in decisions:
+        if d.held:
+            result.held[d.case_id] = d.held
+        elif dry_run:
+            privacy.record(result, d)
+        else:
+            _retain(session, policies, d, now, key, result)
     if result.pseudonymised or result.erased or result.failed:
         log.info("retention%s: %s", " (dry run)" if dry_run else "", result.summary())
     return result
+
+
+def _retain(session, policies, d: privacy.Decision, now: datetime, key: bytes, result) -> None:
+    try:
+        # Checked again under the case's lock: a hold placed meanwhile wins.
+        if privacy.redact_case(session, policies, d.case_id, d.stage, now, key):
+            privacy.record(result, d)
+        session.commit()
+    except privacy.RetentionRefused as exc:
+        session.rollback()
+        log.error("retention of case %s refused: %s", d.case_id, exc)
+        result.failed[d.case_id] = str(exc)[:300]
+    except Exception as exc:  # one case's trouble never stops the others
+        session.rollback()
+        log.exception("retention of case %s failed", d.case_id)
+        result.failed[d.case_id] = str(exc)[:300]

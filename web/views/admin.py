@@ -10,7 +10,8 @@ from flask_login import login_required
 from sqlalchemy import func, select
 
 from engine import audit
-from engine.models import Case, Institution, Notification, Region, User, WorkerHeartbeat, WorkflowDefinition
+from engine.models import (Case, Institution, Notification, OutboxStatus, Region, User, WorkerHeartbeat,
+                           WorkflowDefinition)
 
 from ..extensions import db
 from .blueprint import ui
@@ -46,7 +47,7 @@ def admin_page():
         definitions[row.key].append(row)
     outbox = db.session.execute(select(Notification.status, func.count()).group_by(Notification.status)
                                 .order_by(Notification.status)).all()
-    failing = list(db.session.scalars(select(Notification).where(Notification.status.not_in(("pending", "sent")))
+    failing = list(db.session.scalars(select(Notification).where(Notification.status.not_in((OutboxStatus.PENDING, OutboxStatus.SENT)))
                                       .order_by(Notification.id.desc()).limit(20)))
     workers = list(db.session.scalars(select(WorkerHeartbeat).order_by(WorkerHeartbeat.seen_at.desc()).limit(10)))
     return render_template("admin.html", users=users, institutions=insts, definitions=dict(definitions),

@@ -14,7 +14,7 @@ from flask_login import login_required
 from markupsafe import Markup
 
 from engine.errors import Forbidden, PreconditionFailed, TransitionNotAllowed, ValidationError, VersionConflict
-from engine.models import Case
+from engine.models import DEADLINE_WAITING, Case
 
 
 from .. import access_log, exports, svg
@@ -296,7 +296,7 @@ def _deadlines(page, moment) -> list[dict]:
     out = []
     for d in page.deadlines:
         text, tone = i18n.remaining(d.due_at, d.status, moment)
-        if d.status in ("pending", "reminded") and data.is_late(d, moment):
+        if d.status in DEADLINE_WAITING and data.is_late(d, moment):
             tone = "late"
         out.append({"label": i18n.deadline_label(d, page.definition), "due_at": d.due_at,
                     "remaining": text, "tone": tone, "status": i18n.DEADLINE_STATUS.get(d.status, d.status),

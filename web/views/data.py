@@ -14,6 +14,7 @@ from sqlalchemy import func, or_, select
 from engine.models import (
     DEADLINE_OPEN,
     AuditEvent,
+    DeadlineStatus,
     Case,
     Deadline,
     Document,
@@ -21,7 +22,8 @@ from engine.models import (
     RoleAssignment,
     User,
 )
-from engine.disclosure import Disclosure, disclosure
+from engine.deadlines import is_late
+from engine.disclosure import Disclosure
 from engine.inbox import awaiting_signature as waiting
 from engine.overview import figures, ladders
 from engine.scope import Actor
@@ -31,8 +33,6 @@ from ..extensions import db
 from ..runtime import engine
 from . import i18n
 
-def is_late(d: Deadline, now: datetime) -> bool:
-    return d.status == "overdue" or (d.status in ("pending", "reminded") and d.due_at < now)
 
 
 @dataclass
@@ -87,7 +87,7 @@ def case_rows(cases: list[Case], now: datetime, actor: Actor | None = None) -> l
     for c in cases:
         definition = eng.definition(c.definition)
         deadlines = by_case[c.id]
-        overdue = any(d.status == "overdue" for d in deadlines)
+        overdue = any(d.status == DeadlineStatus.OVERDUE for d in deadlines)
         rows.append(CaseRow(case=c, definition=definition, subject_name=who.get(c.subject_id, ""),
                             deadlines=deadlines, late=sum(is_late(d, now) for d in deadlines),
                             triggers=triggers(c, actor, overdue) if actor else []))
@@ -231,10 +231,10 @@ def case_page(actor: Actor, case: Case) -> CasePage:
     people_ids |= {e.actor_id for e in events}
     people_ids |= {uid for docs in documents.values() for d in docs for uid in d.required_signer_ids or []}
     people_ids |= {s.signer_id for docs in documents.values() for d in docs for s in d.signatures}
-    overdue = any(d.status == "overdue" for d in deadlines)
+    overdue = any(d.status == DeadlineStatus.OVERDUE for d in deadlines)
     return CasePage(case=case, definition=definition, events=events, deadlines=deadlines, documents=dict(documents),
                     people=names(people_ids), related=related, triggers=triggers(case, actor, overdue),
-                    roles=actor.roles_on(case), shown=disclosure(definition.confidential, case, actor))
+                    roles=actor.roles_on(case), shown=eng.disclosure(case, actor))
 
 
 # -- the region overview: counts only ------------------------------------------------------------

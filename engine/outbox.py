@@ -1,0 +1,86 @@
+"""The one writer of outbox rows (`notification`): every message the system will send starts here.
+
+A row is written in the transaction of whatever caused it (a transition, a document, a
+sweep, the daily audit check) and delivered by the worker after the commit
+(notifications/outbox.py). Two ways in, the same columns:
+
+- `add`: one row through the ORM session, flushed with the rest of the caller's unit of
+  work (a transition adds its rows this way: no extra statement on the hot path);
+- `insert_many`: a batch in one INSERT that skips rows whose idempotency key exists
+  (the sweep: its keys are its second line of defence against sending twice).
+
+The idempotency key names the recipient with `recipient_key`: `user:<id>` or `address:<email>`.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from .models import Notification, OutboxStatus
+
+SUBJECT_MAX = 300
+KEY_MAX = 200
+
+
+def recipient_key(uid: int | None, address: str | None) -> str:
+    """How an idempotency key (and the audit trail) names a recipient."""
+    return f"user:{uid}" if uid else f"address:{address}"
+
+
+class _KeepMissing(dict):
+    def __missing__(self, key):
+        return "{" + key + "}"
+
+
+def safe_format(template: str, **values) -> str:
+    """`template.format(**values)`, leaving unknown {names} as they are: a definition's subject
+    may name a value this message does not have, and that must not stop the message."""
+    return template.format_map(_KeepMissing(values))
+
+
+@dataclass(frozen=True)
+class DeadlineMail:
+    """What a reminder or overdue message carries beyond its case (the row's `data`, read by
+    notifications/render.py)."""
+
+    deadline_id: int
+    deadline_kind: str
+    label: str
+    label_en: str
+    due_at: str  # ISO 8601, UTC
+    days_before: int | None = None  # reminders only
+    subject_en: str | None = None  # an on_overdue recipient's English subject
+
+    def as_data(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def values(*, key: str, case_id: int | None, seq: int | None, uid: int | None, address: str | None, role: str,
+           kind: str, subject: str, now: datetime, data: dict | None = None, attachments=(),
+           body_text: str = "") -> dict:
+    """Every column of a new outbox row: due now, no attempt yet."""
+    return dict(idempotency_key=key, case_id=case_id, event_seq=seq, recipient_user_id=uid,
+                recipient_address=address, recipient_role=role, kind=kind, subject=subject[:SUBJECT_MAX],
+                body_text=body_text, attachments=list(attachments), status=OutboxStatus.PENDING.value, attempts=0,
+                next_attempt_at=now, last_error=None, created_at=now, sent_at=None,
+                data=dict(data) if data else {})
+
+
+def add(session: Session, **row) -> Notification:
+    """One row through the session (see `values` for the arguments)."""
+    notification = Notification(**values(**row))
+    session.add(notification)
+    return notification
+
+
+def insert_many(session: Session, rows: list[dict]) -> None:
+    """Rows built with `values`, in one INSERT; a row whose idempotency key exists is skipped."""
+    if not rows:
+        return
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.connection().execute(
+        insert(Notification.__table__).on_conflict_do_nothing(index_elements=["idempotency_key"]), rows)
