@@ -13,6 +13,7 @@ from time import monotonic as _monotonic
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -209,7 +210,7 @@ class Engine:
         case = Case(
             workflow_key=workflow, definition_id=definition.row_id, region_id=inst.region_id, institution_id=inst.id,
             subject_id=subject_id, opened_by_id=actor.id, responsible_id=responsible_id or actor.id,
-            parent_id=parent_id, title=(title or "")[:300], state=definition.open.dest, version=1, data={},
+            parent_id=parent_id, title=_title(title), state=definition.open.dest, version=1, data={},
             opened_at=now, updated_at=now, audit_seq=0, audit_head="",
         )
         case.definition = session.get(WorkflowDefinition, definition.row_id)
@@ -449,6 +450,9 @@ class Engine:
         if verdict == Verdict.SEEN_NOT_AGREED and actor.id != case.subject_id:
             raise ValidationError("only the subject may sign 'seen, not agreed'",
                                   {"verdict": ["only the subject may sign seen_not_agreed"]})
+        if case.state in self.definition(case.definition).final_states:
+            raise TransitionNotAllowed("the case is closed: its documents can no longer be signed",
+                                       {"state": case.state})
         if any(s.signer_id == actor.id for s in doc.signatures):
             raise TransitionNotAllowed("you have signed this document already", {"document_id": doc.id})
         newest = session.scalar(select(Document.id).where(Document.case_id == doc.case_id, Document.kind == doc.kind)
@@ -458,12 +462,16 @@ class Engine:
                                        {"document_id": doc.id, "newest_id": newest})
         signature = Signature(document_id=doc.id, signer_id=actor.id, verdict=verdict, comment=comment,
                               document_sha256=doc.sha256, signed_at=now)
-        session.add(signature)
         event = audit.new_event(case, now, actor.id, "document_signed",
                                 data={"document_id": doc.id, "kind": doc.kind, "version": doc.version,
                                       "sha256": doc.sha256, "verdict": verdict, "comment": comment})
-        audit.append_only_event(session, case, event, now)
-        session.flush()
+        doc_id = doc.id  # the failed flush below expires every loaded row
+        try:
+            session.add(signature)
+            audit.append_only_event(session, case, event, now)
+            session.flush()
+        except IntegrityError:  # the same signature at the same moment (two tabs): the first one counts
+            raise TransitionNotAllowed("you have signed this document already", {"document_id": doc_id}) from None
         session.refresh(doc, ["signatures"])
         return signature
 
@@ -518,8 +526,9 @@ class Engine:
             if key in step.collect:
                 target = step.collect[key]
                 entry = dict(value) if isinstance(value, dict) else {"value": value}
-                entry.setdefault("recorded_at", now.isoformat())
-                entry.setdefault("recorded_by", actor.id)
+                # provenance is the server's to write: a client's recorded_by/recorded_at are overwritten
+                entry["recorded_at"] = now.isoformat()
+                entry["recorded_by"] = actor.id
                 new[target] = [*new.get(target, []), entry]
             else:
                 new[key] = value
@@ -630,3 +639,11 @@ def _resolve(by_kind: bool):
 
 
 _RESOLVE = {False: _resolve(False), True: _resolve(True)}
+
+
+def _title(title) -> str:
+    """A case's title reaches mail subjects and file names: one line of at most 300 characters."""
+    title = title or ""
+    if not isinstance(title, str) or fields.control_characters(title):
+        raise ValidationError("the title must be one line of text", {"title": ["must not contain control characters"]})
+    return title[:300]

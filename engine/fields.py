@@ -76,7 +76,7 @@ def type_errors(spec: dict, value, path: str) -> dict[str, str]:
     elif kind == "object":
         if not isinstance(value, dict):
             return {path: "must be an object"}
-        errors = {}
+        errors = {f"{path}.{name}": "unknown field" for name in sorted(set(value) - set(spec["fields"]))}
         for name, sub in spec["fields"].items():
             errors.update(type_errors(sub, value.get(name), f"{path}.{name}"))
         return errors

@@ -91,3 +91,64 @@ def test_a_dossier_over_the_document_limit_is_a_413_and_its_read_is_logged_first
     world.app.config["TRAJECT_DOSSIER_MAX_DOCUMENTS"] = 300
     assert opleider.get(f"/cases/{case['id']}/dossier.zip").status_code == 200
 
+
+
+# -- signatures and what a client may not write ------------------------------------------------------
+
+
+def test_two_identical_signatures_at_the_same_moment_give_one_signature_and_a_409(app, world):
+    import threading
+
+    from flows import to_plan
+
+    opleider, aios = world.api("opleider"), world.api("aios")
+    for _ in range(3):
+        _case, doc = to_plan(opleider, aios, open_internal(opleider, world.users["aios"]))
+        barrier, results = threading.Barrier(2), []
+
+        def attempt():
+            barrier.wait()
+            response = app.test_client().post(f"/api/v1/documents/{doc['id']}/signatures",
+                                              headers={"Authorization": f"Bearer {aios.token}"},
+                                              json={"verdict": "agreed"})
+            results.append(response.status_code)
+
+        threads = [threading.Thread(target=attempt) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert sorted(results) == [201, 409], results
+        assert len(ok(aios.get(f"/documents/{doc['id']}"))["signatures"]) == 1
+
+
+def test_a_document_of_a_closed_case_can_no_longer_be_signed(world):
+    from flows import PLAN
+
+    opleider, aios = world.api("opleider"), world.api("aios")
+    case = to_guidance(opleider, aios, open_internal(opleider, world.users["aios"]))
+    case = fire(opleider, case, "record_evaluation", evaluation(True))
+    doc = ok(opleider.post(f"/cases/{case['id']}/documents", json={"kind": "improvement_plan", "content": PLAN}), 201)
+    fire(opleider, case, "close", {"outcome_summary": "Voldoende"})
+    body = ok(aios.post(f"/documents/{doc['id']}/signatures", json={"verdict": "agreed"}), 409)
+    assert body["error"]["code"] == "transition_not_allowed"
+
+
+def test_provenance_is_the_servers_and_unknown_nested_keys_are_refused(world):
+    opleider, aios = world.api("opleider"), world.api("aios")
+    case = to_guidance(opleider, aios, open_internal(opleider, world.users["aios"]))
+    forged = {"evaluation": {"date": "2026-04-01", "summary": "x", "sufficient": False,
+                             "recorded_by": world.users["aios"], "recorded_at": "2020-01-01T00:00:00"}}
+    body = fire(opleider, case, "record_evaluation", forged, status=422)
+    assert set(body["error"]["details"]) == {"data.evaluation.recorded_by", "data.evaluation.recorded_at"}
+    case = fire(opleider, case, "record_evaluation", evaluation(False))
+    [entry] = case["data"]["evaluations"]
+    assert entry["recorded_by"] == world.users["opleider"] and entry["recorded_at"].startswith("2026-03-02")
+
+
+@pytest.mark.parametrize("title", ["Signaal\r\nBcc: iedereen@example.org", "tab\tin titel", "nul\x07"])
+def test_a_title_with_control_characters_is_refused(world, title):
+    body = ok(world.api("opleider").post("/cases", json={
+        "workflow": "internal_guidance", "institution": "meander", "subject_id": world.users["aios"],
+        "title": title, "data": {"signal": "Achterstand"}}), 422)
+    assert body["error"]["details"]["title"] == ["must not contain control characters"]
