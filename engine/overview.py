@@ -60,6 +60,25 @@ def bounded(values, threshold: int) -> tuple[int, str]:
     return low, (f"< {threshold}" if high < threshold else f"{low}–{high}")
 
 
+def banded(personal: int, other: int, threshold: int) -> tuple[int, int, str]:
+    """A count over time that includes personal trajectories: (lowest, highest, what to show).
+
+    Exact only without them. Otherwise the personal part is published as a band as wide as the
+    threshold (1–4, 5–9, …): subtracting the published cells from such a month leaves a range, never
+    the number a hidden cell holds.
+    """
+    if not personal:
+        return other, other, str(other)
+    low = personal // threshold * threshold
+    low, high = other + max(low, 1), other + low + threshold - 1
+    return low, high, (f"< {threshold}" if high < threshold else f"{low}–{high}")
+
+
+def trend_cell(part: tuple[int, int], threshold: int) -> dict:
+    low, high, display = banded(*part, threshold)
+    return {"count": low if low == high else None, "display": display}
+
+
 def cell(count: int, threshold: int, protected: bool = True) -> dict:
     """An API cell: a protected small count has no number, only its display."""
     if protected and is_small(count, threshold):
@@ -88,8 +107,8 @@ class Figures:
     cells: dict  # (workflow, state, institution id) -> (cases, open cases)
     late: dict  # (workflow, institution id) -> open cases with a deadline passed
     months: list  # "YYYY-MM", oldest first, as people in the region count months
-    opened: list  # per month
-    closed: list  # per month
+    opened: list  # per month: (personal trajectories, other cases)
+    closed: list  # per month: (personal trajectories, other cases)
 
     def code(self, institution_id) -> str:
         return self._codes.get(institution_id, str(institution_id))
@@ -134,18 +153,21 @@ def figures(session: Session, engine, region_ids: list[int] | None, now: datetim
     labels = _months(now.astimezone(tz), months)
     since = datetime(*labels[0], 1, tzinfo=tz) - timedelta(days=1)
     index = {m: i for i, m in enumerate(labels)}
-    opened, closed = [0] * months, [0] * months
-    for opened_at, closed_at in session.execute(
-            select(Case.opened_at, Case.closed_at)
+    opened, closed = [[0, 0] for _ in range(months)], [[0, 0] for _ in range(months)]
+    personal = personal_workflows(engine.latest(session))
+    for key, opened_at, closed_at in session.execute(
+            select(Case.workflow_key, Case.opened_at, Case.closed_at)
             .where(in_region, or_(Case.opened_at > since, Case.closed_at > since))):
+        part = 0 if key in personal else 1
         for moment, bucket in ((opened_at, opened), (closed_at, closed)):
             if moment is not None:
                 local = moment.astimezone(tz)
                 i = index.get((local.year, local.month))
                 if i is not None:
-                    bucket[i] += 1
+                    bucket[i][part] += 1
     return Figures(now=now, institutions=list(institutions), cells=cells, late=late_cases,
-                   months=[f"{y:04d}-{m:02d}" for y, m in labels], opened=opened, closed=closed)
+                   months=[f"{y:04d}-{m:02d}" for y, m in labels], opened=[tuple(b) for b in opened],
+                   closed=[tuple(b) for b in closed])
 
 
 def escalation_age(session: Session, region_ids: list[int] | None, now: datetime, keys: set[str]) -> list[dict]:
@@ -187,8 +209,14 @@ def overview(session: Session, engine, region_ids: list[int] | None, now: dateti
         "generated_at": now, "threshold": threshold, "counts": counts, "overdue": overdue,
         "escalation_levels": [{"workflow": w, "state": s, "count": n} for (w, s), n in sorted(levels.items())],
         "escalation_age": escalation_age(session, region_ids, now, ladder_keys),
-        "trend": [{"month": m, "opened": o, "closed": c} for m, o, c in zip(f.months, f.opened, f.closed)],
+        "trend": [_trend_row(m, o, c, threshold) for m, o, c in zip(f.months, f.opened, f.closed)],
     }
+
+
+def _trend_row(month: str, opened: tuple, closed: tuple, threshold: int) -> dict:
+    o, c = trend_cell(opened, threshold), trend_cell(closed, threshold)
+    return {"month": month, "opened": o["count"], "closed": c["count"], "opened_display": o["display"],
+            "closed_display": c["display"]}
 
 
 def csv_rows(data: dict) -> list[list[str]]:
@@ -200,6 +228,6 @@ def csv_rows(data: dict) -> list[list[str]]:
     for c in data["escalation_levels"]:
         rows.append(["escalation_level", c["workflow"], c["state"], "", str(c["count"])])
     for t in data["trend"]:
-        rows.append(["opened", "", t["month"], "", str(t["opened"])])
-        rows.append(["closed", "", t["month"], "", str(t["closed"])])
+        rows.append(["opened", "", t["month"], "", t["opened_display"]])
+        rows.append(["closed", "", t["month"], "", t["closed_display"]])
     return rows

@@ -75,7 +75,9 @@ def test_the_overview_counts_without_names_and_hides_small_cells(world):
         "display": "< 5"}
     assert cells[("escalation", "signalled", "meander")]["count"] == 1  # organisational: not suppressed
     assert body["escalation_levels"] == [{"workflow": "escalation", "state": "signalled", "count": 1}]
-    assert body["trend"][-1] == {"month": "2026-03", "opened": 8, "closed": 0}
+    # 7 trajectories (known only as 5-9) and 1 escalation: no difference of published numbers gives the 1 away
+    assert body["trend"][-1] == {"month": "2026-03", "opened": None, "closed": 0, "opened_display": "6–10",
+                                 "closed_display": "0"}
     text = str(body)
     for name in ("Aios", "Aios2", "aios@test.nl"):
         assert name not in text
@@ -126,3 +128,18 @@ def test_the_api_counts_every_case_and_the_pages_the_open_ones_of_the_same_overv
     html = page(browser(world, "regio").get("/overview"))
     meander = re.search(r'<th scope="row">Meander MC</th>(.*?)</tr>', html).group(1)
     assert re.findall(r'<td class="num">([^<]*)</td>', meander) == ["6", "6", "0"]  # open only: 6, total 6, late 0
+
+
+def test_the_trend_cannot_be_differenced_against_the_cells(world):
+    """The attack: month total − visible cells = the hidden cell. With the personal part banded it yields a range."""
+    opleider = world.api("opleider")
+    for _ in range(6):
+        open_internal(opleider, world.users["aios"])
+    to_guidance(opleider, world.api("aios2"), open_internal(opleider, world.users["aios2"]))  # the hidden one
+    body = ok(world.api("regio").get("/overview"))
+    visible = sum(c["count"] for c in body["counts"] if c["count"] is not None and c["workflow"] == "internal_guidance")
+    low, high = (int(x) for x in body["trend"][-1]["opened_display"].split("–"))
+    candidates = [n for n in range(1, body["threshold"]) if low <= visible + n <= high]
+    assert visible == 6 and len(candidates) >= 3, candidates
+    csv = world.api("regio").get("/overview?format=csv").get_data(as_text=True)
+    assert "opened,,2026-03,,5–9" in csv

@@ -207,9 +207,12 @@ class AgeRow(Schema):
 
 
 class TrendRow(Schema):
+    """null when the month includes personal trajectories: then only the band in *_display is published."""
     month = fields.String(required=True)
-    opened = fields.Integer(required=True)
-    closed = fields.Integer(required=True)
+    opened = fields.Integer(required=True, allow_none=True)
+    closed = fields.Integer(required=True, allow_none=True)
+    opened_display = fields.String(required=True)
+    closed_display = fields.String(required=True)
 
 
 class OverviewSchema(Schema):

@@ -8,6 +8,7 @@ from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy import or_
 
+from engine import overview
 from engine.models import Case, Institution, User, WorkflowDefinition
 from workflows.roles import ROLES
 
@@ -211,6 +212,9 @@ def charts(ov: data.Overview) -> dict:
             escalation_rows += grouped(levels)
         else:  # a ladder with nothing open: one line, not a column of zeros
             escalation_rows += [(workflow_name(key), None), (_("nothing open"), 0)]
+    small = svg.threshold()  # months with personal trajectories are banded, as in the API (engine/overview.py)
+    opened = [overview.banded(*part, small) for part in ov.opened]
+    closed = [overview.banded(*part, small) for part in ov.closed]
     return {
         "ov": ov,
         "table": table,
@@ -228,11 +232,12 @@ def charts(ov: data.Overview) -> dict:
         "escalations": svg.hbar_chart(escalation_rows, _("Escalation levels"),
                                       _("Bar chart of the number of open escalation cases per level."), "ch-esc",
                                       "s2") if escalation_rows else None,
-        "trend": svg.column_chart(months, [(_("opened"), "s0", ov.opened), (_("closed"), "s1", ov.closed)],
+        "trend": svg.column_chart(months, [(_("opened"), "s0", [b[0] for b in opened]),
+                                           (_("closed"), "s1", [b[0] for b in closed])],
                                   _("Cases opened and closed per month"),
                                   _("Column chart of the cases opened and closed in each of the last twelve months."),
                                   "ch-trend"),
-        "trend_rows": list(zip(months, [svg.shown(v) for v in ov.opened], [svg.shown(v) for v in ov.closed])),
+        "trend_rows": list(zip(months, [b[2] for b in opened], [b[2] for b in closed])),
     }
 
 

@@ -249,7 +249,7 @@ class Overview:
     late_by_institution: dict
     organisational: list  # (workflow key, state, count) of escalation-type workflows
     months: list  # date (first of month)
-    opened: list
+    opened: list  # per month: (personal trajectories, other cases); shown banded (engine/overview.py)
     closed: list
     total_open: int = 0
     total_late: int = 0
