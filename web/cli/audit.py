@@ -41,6 +41,8 @@ def audit_verify(case_id, checkpoint_file):
             sys.exit(2)
     path, checkpoint, refused = verified_checkpoint(app, Path(checkpoint_file) if checkpoint_file
                                                     else newest_checkpoint(app))
+    if path is None and newest_checkpoint(app) is not None:
+        click.echo("the newest checkpoint was not compared: TRAJECT_AUDIT_KEY is not set", err=True)
     if refused is not None:
         cases, events, problem = 0, 0, refused
     else:
