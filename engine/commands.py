@@ -224,7 +224,8 @@ class Engine:
         session.flush()  # the id is part of every hash and key below
         effects = self._run_effects(ctx, definition.open)
         event = audit.new_event(case, now, actor.id, "opened", to_state=case.state,
-                                data={"input": data, **({"effects": effects} if effects else {})})
+                                data={"input": data, **({"effects": effects} if effects else {}),
+                                      audit.CASE_DATA_KEY: audit.case_data_hash(case.data)})
         case.audit_seq, case.audit_head = event.seq, event.hash
         session.add(event)
         self._exclude(session, definition, case, data)
@@ -319,7 +320,8 @@ class Engine:
             effects.append({"effect": "skipped_levels", "levels": skipped})
         new_data = self._new_data(case.data, ctx.input, step, ctx.actor, now)
         event = audit.new_event(case, now, ctx.actor.id, "transition", trigger=step.trigger, from_state=case.state,
-                                to_state=dest, data={"input": ctx.input, **({"effects": effects} if effects else {})})
+                                to_state=dest, data={"input": ctx.input, **({"effects": effects} if effects else {}),
+                                                     audit.CASE_DATA_KEY: audit.case_data_hash(new_data)})
         closing = dest in definition.final_states
         values = dict(state=dest, version=case.version + 1, data=new_data, audit_seq=event.seq,
                       audit_head=event.hash, updated_at=now)

@@ -58,9 +58,9 @@ def test_healthz_shows_the_age_of_the_worker_heartbeat(app, client, clock):
 def test_the_scheduler_has_two_coalescing_single_instance_jobs(app):
     worker = Worker(app, 7)
     jobs = {job.id: job for job in worker.scheduler.get_jobs()}
-    assert set(jobs) == {"sweep", "drain", "audit_check", "retention"}  # the last two daily (test_privacy.py)
+    assert set(jobs) == {"sweep", "drain", "audit_check", "retention", "checkpoint"}  # the last three daily
     for job in jobs.values():
-        daily = job.id in ("audit_check", "retention")
+        daily = job.id in ("audit_check", "retention", "checkpoint")
         assert job.coalesce and job.max_instances == 1
         assert job.trigger.interval == timedelta(seconds=86400 if daily else 7)
 

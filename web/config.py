@@ -60,6 +60,9 @@ def from_env(env=None) -> dict:
         # set it, and keep it apart from the backups); how often the worker verifies the audit chains and
         # applies retention (seconds; daily).
         "TRAJECT_PSEUDONYM_KEY": env.get("TRAJECT_PSEUDONYM_KEY") or "",
+        # The HMAC key of the audit checkpoints (docs/evidence.md): kept apart from the database, so that
+        # whoever can write the database cannot forge a checkpoint. Required in production to write one.
+        "TRAJECT_AUDIT_KEY": env.get("TRAJECT_AUDIT_KEY") or "",
         "TRAJECT_DAILY_INTERVAL": float(env.get("TRAJECT_DAILY_INTERVAL", "86400")),
         "RGS_ADDRESS": env.get("RGS_ADDRESS"),
         "TRAJECT_REGION_CONFIG": env.get("TRAJECT_REGION_CONFIG"),

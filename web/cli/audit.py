@@ -1,8 +1,10 @@
-"""The tamper-evident audit trail: verify the chains, the daily check once, the access log as CSV."""
+"""The tamper-evident audit trail: verify the chains (against a checkpoint), the daily check and checkpoint
+once, the access log as CSV."""
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 from flask import current_app
@@ -12,7 +14,8 @@ from engine import audit
 
 from ..access_log import csv_text, export_rows
 from ..extensions import db
-from ..jobs.daily import check_audit
+from ..jobs.daily import CheckpointRefused, audit_key, check_audit, newest_checkpoint, verified_checkpoint, \
+    write_checkpoint
 from .common import moment
 
 
@@ -23,19 +26,53 @@ def audit_group():
 
 @audit_group.command("verify")
 @click.option("--case", "case_id", type=int, default=None)
+@click.option("--checkpoint", "checkpoint_file", type=click.Path(dir_okay=False), default=None,
+              help="a checkpoint (JSON) to verify against; default: the newest in <instance>/checkpoints")
 @with_appcontext
-def audit_verify(case_id):
-    """Exit 0 when every audit chain is intact; otherwise name the first broken event."""
-    cases, events, problem = audit.verify(db.session, case_id)
+def audit_verify(case_id, checkpoint_file):
+    """Exit 0 when every audit chain is intact (and matches the checkpoint); otherwise name the first break."""
+    app = current_app._get_current_object()
+    if checkpoint_file is not None:
+        if not Path(checkpoint_file).is_file():
+            click.echo(f"no checkpoint file {checkpoint_file}", err=True)
+            sys.exit(2)
+        if audit_key(app) is None:
+            click.echo("cannot check the checkpoint: TRAJECT_AUDIT_KEY is not set", err=True)
+            sys.exit(2)
+    path, checkpoint, refused = verified_checkpoint(app, Path(checkpoint_file) if checkpoint_file
+                                                    else newest_checkpoint(app))
+    if path is None and newest_checkpoint(app) is not None:
+        click.echo("the newest checkpoint was not compared: TRAJECT_AUDIT_KEY is not set", err=True)
+    if refused is not None:
+        cases, events, problem = 0, 0, refused
+    else:
+        cases, events, problem = audit.verify(db.session, case_id, checkpoint=checkpoint)
+    used = {"checkpoint": str(path) if path is not None else None}
     if problem:
         click.echo(f"BROKEN: {problem}", err=False)
         click.echo(json.dumps({"ok": False, "cases": cases, "events": events, "case_id": problem.case_id,
-                               "seq": problem.seq, "problem": problem.problem}))
+                               "seq": problem.seq, "problem": problem.problem, **problem.detail, **used}))
         sys.exit(1)
     if case_id is not None and cases == 0:
         click.echo(f"no case {case_id}", err=True)
         sys.exit(2)
-    click.echo(json.dumps({"ok": True, "cases": cases, "events": events}))
+    click.echo(json.dumps({"ok": True, "cases": cases, "events": events, **used}))
+
+
+@audit_group.command("checkpoint")
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+              help="also write the checkpoint to this file (e.g. on other storage)")
+@click.option("--force", is_flag=True,
+              help="write it although the database no longer matches the previous checkpoint (after a restore)")
+@with_appcontext
+def audit_checkpoint_command(out, force):
+    """Sign every chain's head (HMAC, TRAJECT_AUDIT_KEY), store it in <instance>/checkpoints and mail the admins."""
+    try:
+        summary = write_checkpoint(current_app._get_current_object(), out=out, force=force)
+    except CheckpointRefused as exc:
+        click.echo(f"checkpoint refused: {exc}", err=True)
+        sys.exit(1)
+    click.echo(json.dumps(summary))
 
 
 @audit_group.command("access-log")
