@@ -212,9 +212,6 @@ def charts(ov: data.Overview) -> dict:
             escalation_rows += grouped(levels)
         else:  # a ladder with nothing open: one line, not a column of zeros
             escalation_rows += [(workflow_name(key), None), (_("nothing open"), 0)]
-    small = svg.threshold()  # months with personal trajectories are banded, as in the API (engine/overview.py)
-    opened = [overview.banded(*part, small) for part in ov.opened]
-    closed = [overview.banded(*part, small) for part in ov.closed]
     return {
         "ov": ov,
         "table": table,
@@ -232,6 +229,16 @@ def charts(ov: data.Overview) -> dict:
         "escalations": svg.hbar_chart(escalation_rows, _("Escalation levels"),
                                       _("Bar chart of the number of open escalation cases per level."), "ch-esc",
                                       "s2") if escalation_rows else None,
+        **_trend(ov, months),
+    }
+
+
+def _trend(ov: data.Overview, months: list[str]) -> dict:
+    """Opened and closed per month; a month with personal trajectories is banded, as in the API (engine/overview.py)."""
+    small = svg.threshold()
+    opened = [overview.banded(*part, small) for part in ov.opened]
+    closed = [overview.banded(*part, small) for part in ov.closed]
+    return {
         "trend": svg.column_chart(months, [(_("opened"), "s0", [b[0] for b in opened]),
                                            (_("closed"), "s1", [b[0] for b in closed])],
                                   _("Cases opened and closed per month"),
