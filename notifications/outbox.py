@@ -31,9 +31,12 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 from sqlalchemy import bindparam, literal_column, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from engine.models import OUTBOX_CLAIMABLE, Notification, OutboxStatus
+from engine import outbox as rows
+from engine.fields import control_characters
+from engine.models import OUTBOX_CLAIMABLE, AuditEvent, Notification, OutboxStatus, RoleAssignment, User
 
 from .backends import DeliveryError
 from .render import MailSettings, compose
@@ -45,6 +48,7 @@ MAX_ATTEMPTS = 10
 BASE_DELAY = 60.0  # seconds before the first retry (then doubling)
 MAX_DELAY = 6 * 3600.0
 BATCH = 50
+UNBUILDABLE_KIND = "notification_unbuildable"  # to the sender and the admins when a message cannot be built
 # Literals, so the partial index ix_notification_due serves the claim (see engine/deadlines.py).
 CLAIMABLE = tuple(literal_column(f"'{status}'") for status in OUTBOX_CLAIMABLE)
 
@@ -155,6 +159,21 @@ def deliver(session: Session, backend, notification_id: int, attempt: int, clock
                        last_error=f"gave up after {max_attempts} attempts: {n.last_error or 'no outcome recorded'}")
     try:
         message = compose(session, n, settings, engine)
+        _check_headers(message)
+    except OperationalError as exc:  # the database went away while composing: the message waits
+        session.rollback()
+        return _failed(session, notification_id, attempt, DeliveryError(f"database: {exc}", retry=True), clock(),
+                       max_attempts, rng)
+    except DeliveryError as exc:
+        session.rollback()
+        if exc.retry:
+            return _failed(session, notification_id, attempt, exc, clock(), max_attempts, rng)
+        return _unbuildable(session, notification_id, attempt, exc.reason, clock())
+    except Exception as exc:  # a message that cannot be built (a broken header, a bad template) stays broken
+        session.rollback()
+        log.exception("notification %s: cannot be built", notification_id)
+        return _unbuildable(session, notification_id, attempt, f"{type(exc).__name__}: {exc}", clock())
+    try:
         session.rollback()  # no transaction stays open during the call
         backend.send(message)
     except DeliveryError as exc:
@@ -168,6 +187,41 @@ def deliver(session: Session, backend, notification_id: int, attempt: int, clock
     # Right after the call, before anything else: the at-least-once window closes here.
     return _finish(session, notification_id, attempt, "delivered", status=OutboxStatus.SENT, sent_at=clock(),
                    next_attempt_at=None, last_error=None)
+
+
+def _check_headers(message) -> None:
+    """Sender, recipient and subject become mail headers: a line break there is no message at all."""
+    for name in ("sender", "to", "subject"):
+        if control_characters(getattr(message, name) or ""):
+            raise DeliveryError(f"the {name} holds a line break or another control character", retry=False)
+
+
+def _unbuildable(session: Session, notification_id: int, attempt: int, reason: str, now: datetime) -> str:
+    """A dead letter at once (retrying builds the same broken message for hours); its sender and the admins are told."""
+    outcome = _finish(session, notification_id, attempt, "dead", status=OutboxStatus.DEAD, next_attempt_at=None,
+                      last_error=f"cannot be built: {reason}"[:2000])
+    n = session.get(Notification, notification_id)
+    if outcome == "dead" and n is not None and n.kind != UNBUILDABLE_KIND:
+        _tell_unbuildable(session, n, reason, now)
+    session.commit()
+    return outcome
+
+
+def _tell_unbuildable(session: Session, n: Notification, reason: str, now: datetime) -> None:
+    sender = session.scalar(select(AuditEvent.actor_id).where(AuditEvent.case_id == n.case_id,
+                                                              AuditEvent.seq == n.event_seq)) if n.event_seq else None
+    admins = set(session.scalars(select(User.id).join(RoleAssignment, RoleAssignment.user_id == User.id)
+                                 .where(RoleAssignment.role == "admin", User.active.is_(True))))
+    where = f"zaak {n.case_id}" if n.case_id else "Traject"
+    body = (f"Een bericht over {where} kon niet worden opgemaakt en is niet verstuurd "
+            f"(bericht {n.id}, aan {'een gebruiker' if n.recipient_user_id else n.recipient_address}).\n"
+            f"Oorzaak: {reason[:500]}\n\nPas de gegevens van de zaak aan en zet het bericht opnieuw klaar met "
+            f"`traject outbox requeue {n.id}`. / A message could not be built and was not sent.")
+    for uid, role in sorted({(uid, "admin") for uid in admins} | ({(sender, "sender")} if sender else set())):
+        rows.add(session, key=f"unbuildable:{n.id}:{rows.recipient_key(uid, None)}", case_id=n.case_id, seq=None,
+                 uid=uid, address=None, role=role, kind=UNBUILDABLE_KIND,
+                 subject=f"Bericht niet verstuurd: {where}", body_text=body, now=now,
+                 data={"notification_id": n.id, "reason": reason[:500]})
 
 
 def _failed(session, notification_id, attempt, exc: DeliveryError, now, max_attempts, rng) -> str:

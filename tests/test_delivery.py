@@ -393,3 +393,29 @@ def test_two_drains_at_once_send_each_message_once(app, world, clock):
     assert sorted(keys) == sorted(f"k{i}" for i in range(40))
     assert sum(r.delivered for r in results) == 40
     assert {row(app, i).status for i in ids} == {"sent"}
+
+
+def test_a_message_that_cannot_be_built_is_a_dead_letter_at_once_and_its_sender_and_the_admins_are_told(
+        app, world, clock, tmp_path):
+    opleider = world.api("opleider")
+    case = open_internal(opleider, world.users["aios"])
+    with app.app_context():
+        # a title from before titles were checked: a line break would end the mail's Subject header
+        n = db.session.scalars(select(Notification).where(Notification.case_id == case["id"])).first()
+        n.subject = "Begeleiding\r\nBcc: iedereen@example.org"
+        db.session.commit()
+        broken = n.id
+    result = drain(app, FileBackend(tmp_path / "mail"), clock)
+    assert result.dead >= 1 and result.retried == 0
+    n = row(app, broken)
+    assert n.status == "dead" and n.attempts == 1 and n.last_error.startswith("cannot be built")
+    with app.app_context():
+        told = {(r.recipient_user_id, r.recipient_role) for r in db.session.scalars(
+            select(Notification).where(Notification.kind == outbox.UNBUILDABLE_KIND))}
+    assert told == {(world.users["opleider"], "sender"), (world.users["admin"], "admin")}
+    # the alerts themselves are delivered in the next pass
+    drain(app, FileBackend(tmp_path / "mail"), clock)
+    with app.app_context():
+        statuses = set(db.session.scalars(select(Notification.status).where(
+            Notification.kind == outbox.UNBUILDABLE_KIND)))
+    assert statuses == {"sent"}
