@@ -235,11 +235,37 @@ class Engine:
         return case
 
     def _exclude(self, session, definition, case, data) -> None:
-        """The person a signal is about never sees the case and is skipped in routing."""
-        uid = data.get(definition.exclude_field) if definition.exclude_field else None
-        if isinstance(uid, int) and not isinstance(uid, bool) and session.get(User, uid) is not None:
-            session.add(CaseExclusion(case_id=case.id, user_id=uid))
-            session.flush()
+        """The person a signal is about never sees the case and is skipped in routing.
+
+        Never so that the case has nobody left to own its first level, and never the administrator:
+        either would let any opener blind the one who must act.
+        """
+        field = definition.exclude_field
+        uid = data.get(field) if field else None
+        if not (isinstance(uid, int) and not isinstance(uid, bool) and session.get(User, uid) is not None):
+            return
+        held = session.execute(select(RoleAssignment.role, RoleAssignment.institution_id, RoleAssignment.region_id)
+                               .where(RoleAssignment.user_id == uid)).all()
+        if any(role in self.config.superuser_roles for role, _i, _r in held):
+            raise ValidationError("the person concerned administers Traject: report via the vertrouwenspersoon",
+                                  {f"data.{field}": ["must not be an administrator"]})
+        owner = definition.state(case.state).get("owner")
+        if owner and self._only_owner(session, case, owner, uid):
+            raise ValidationError(f"the person concerned is the only {owner} of this case's first level: "
+                                  "report at the next level or via the vertrouwenspersoon",
+                                  {f"data.{field}": [f"must not be the only {owner}"]})
+        session.add(CaseExclusion(case_id=case.id, user_id=uid))
+        session.flush()
+
+    @staticmethod
+    def _only_owner(session, case: Case, role: str, uid: int) -> bool:
+        """Whether `uid` holds `role` for the case and nobody else active does."""
+        for_case = (RoleAssignment.role == role) & (
+            (RoleAssignment.institution_id == case.institution_id)
+            | (RoleAssignment.institution_id.is_(None) & (RoleAssignment.region_id == case.region_id)))
+        holders = set(session.scalars(select(RoleAssignment.user_id).join(User, User.id == RoleAssignment.user_id)
+                                      .where(for_case, User.active.is_(True))))
+        return uid in holders and not holders - {uid}
 
     def _check_subject(self, session, definition, inst, subject_id) -> None:
         role = definition.subject.get("role")

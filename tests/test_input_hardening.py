@@ -152,3 +152,28 @@ def test_a_title_with_control_characters_is_refused(world, title):
         "workflow": "internal_guidance", "institution": "meander", "subject_id": world.users["aios"],
         "title": title, "data": {"signal": "Achterstand"}}), 422)
     assert body["error"]["details"]["title"] == ["must not contain control characters"]
+
+
+# -- the conflict-of-interest exclusion --------------------------------------------------------------
+
+
+def _signal_about(world, uid):
+    return world.api("opleider").post("/cases", json={
+        "workflow": "escalation", "institution": "meander", "title": "Signaal",
+        "data": {"description": "Zorg", "concerns_user_id": uid}})
+
+
+def test_the_exclusion_cannot_blind_the_only_owner_of_the_first_level(world):
+    body = ok(_signal_about(world, world.users["rso"]), 422)  # the region's only RSO board member
+    assert body["error"]["details"]["data.concerns_user_id"] == ["must not be the only rso_board"]
+
+
+def test_the_exclusion_cannot_blind_the_administrator(world):
+    body = ok(_signal_about(world, world.users["admin"]), 422)
+    assert body["error"]["details"]["data.concerns_user_id"] == ["must not be an administrator"]
+
+
+def test_the_exclusion_still_hides_the_case_from_someone_else_of_the_level(world):
+    case = ok(_signal_about(world, world.users["coc"]), 201)
+    assert world.api("coc").get(f"/cases/{case['id']}").status_code == 404
+    assert ok(world.api("rso").get(f"/cases/{case['id']}"))["state"] == "signalled"
