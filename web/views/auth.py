@@ -12,17 +12,11 @@ from engine.models import User
 from ..auth import SessionUser, check_credentials, end_all_sessions, hash_password
 from ..demo import DEMO_DOMAIN, email as demo_email
 from ..extensions import db, limiter
+from ..security import safe_target
 from . import i18n
 from .blueprint import ui
 
 MIN_PASSWORD = 12
-
-
-def safe_next(target: str | None) -> str | None:
-    """Only local paths: never an open redirect."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
 
 
 def _start_session(user: User) -> None:
@@ -56,8 +50,8 @@ def login():
             error = _("Wrong e-mail address or password.")
         else:
             _start_session(user)
-            return redirect(safe_next(request.form.get("next")) or url_for("ui.dashboard"), 303)
-    return render_template("login.html", error=error, email=email, next=safe_next(request.args.get("next")) or "",
+            return redirect(safe_target(request.form.get("next")), 303)
+    return render_template("login.html", error=error, email=email, next=safe_target(request.args.get("next"), ""),
                            demo=_demo_choices())
 
 
@@ -115,7 +109,7 @@ def language():
         if current_user.is_authenticated:
             current_user.user.language = lang
             db.session.commit()
-    return redirect(safe_next(request.form.get("next")) or url_for("ui.dashboard"), 303)
+    return redirect(safe_target(request.form.get("next")), 303)
 
 
 @ui.route("/account/password", methods=["GET", "POST"])
