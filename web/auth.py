@@ -11,7 +11,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from engine.models import AuthToken, User
 
-from .extensions import db
+from .extensions import db, limiter
 
 # Compared against when the e-mail is unknown, so both paths cost one KDF run.
 _DUMMY_HASH = generate_password_hash("not-a-password")
@@ -30,6 +30,31 @@ def check_credentials(email: str, password: str) -> User | None:
         check_password_hash(_DUMMY_HASH, password)
         return None
     return user if check_password_hash(user.password_hash, password) else None
+
+
+# CONTRACT.md: at most 10 failed password checks per account in 15 minutes, whichever door they come through.
+LOGIN_LIMIT = "10 per 15 minutes"
+
+
+def _account_key(email) -> str:
+    email = str(email).strip().lower() if email else ""
+    return f"login:{email}" if email else f"login-ip:{request.remote_addr}"
+
+
+def login_limit(email_of):
+    """The one budget of failed password checks per account, for a view that checks a password.
+
+    Every such view (the API's tokens, the login form, the password page) shares the scope "login"
+    and the key "login:<e-mail>", so guesses cannot be spread over the doors to get more of them.
+    `email_of()` names the account the request is about; a failure is counted by `password_failed()`.
+    """
+    return limiter.shared_limit(LOGIN_LIMIT, scope="login", key_func=lambda: _account_key(email_of()),
+                                methods=["POST"], deduct_when=lambda response: g.get("login_failed", False))
+
+
+def password_failed() -> None:
+    """Count this request against its account's login budget (see login_limit)."""
+    g.login_failed = True
 
 
 def _digest(token: str) -> str:

@@ -1,7 +1,7 @@
 """Logging in and out (session cookie), the demo chooser, the password and the language."""
 from __future__ import annotations
 
-from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
@@ -9,9 +9,9 @@ from werkzeug.security import check_password_hash
 
 from engine.models import User
 
-from ..auth import SessionUser, check_credentials, end_all_sessions, hash_password
+from ..auth import SessionUser, check_credentials, end_all_sessions, hash_password, login_limit, password_failed
 from ..demo import DEMO_DOMAIN, email as demo_email
-from ..extensions import db, limiter
+from ..extensions import db
 from ..security import safe_target
 from . import i18n
 from .blueprint import ui
@@ -29,13 +29,12 @@ def _start_session(user: User) -> None:
         session["lang"] = lang
 
 
-def _login_key() -> str:
-    return f"ui-login:{(request.form.get('email') or '').strip().lower() or request.remote_addr}"
+def _signed_in_email() -> str | None:
+    return current_user.email if current_user.is_authenticated else None
 
 
 @ui.route("/login", methods=["GET", "POST"])
-@limiter.limit("10 per 15 minutes", key_func=_login_key, methods=["POST"],
-               deduct_when=lambda response: g.get("login_failed", False))
+@login_limit(lambda: request.form.get("email"))
 def login():
     if current_user.is_authenticated and request.method == "GET":
         return redirect(url_for("ui.dashboard"))
@@ -46,7 +45,7 @@ def login():
         password = request.form.get("password") or ""
         user = check_credentials(email, password) if email and password else None
         if user is None:
-            g.login_failed = True
+            password_failed()
             error = _("Wrong e-mail address or password.")
         else:
             _start_session(user)
@@ -114,6 +113,7 @@ def language():
 
 @ui.route("/account/password", methods=["GET", "POST"])
 @login_required
+@login_limit(_signed_in_email)  # a stolen session must not become a way to guess the password
 def password():
     errors: dict[str, str] = {}
     if request.method == "POST":
@@ -122,6 +122,7 @@ def password():
         new = request.form.get("new") or ""
         repeat = request.form.get("repeat") or ""
         if not user.password_hash or not check_password_hash(user.password_hash, current):
+            password_failed()
             errors["current"] = _("This is not your current password.")
         if len(new) < MIN_PASSWORD:
             errors["new"] = _("Choose a password of at least %(n)d characters.", n=MIN_PASSWORD)
