@@ -1,4 +1,9 @@
-"""Passwords (scrypt via werkzeug), API tokens (only their sha256 stored, expiring, revocable)."""
+"""Passwords (scrypt via werkzeug), API tokens (only their sha256 stored, expiring, revocable).
+
+A new password or a deactivation ends every API token and every browser session of the account,
+whichever code path changed it (the password page, the command line, the admin's pages): a flush
+of such a change revokes the tokens and raises the session epoch in the same transaction.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -6,12 +11,13 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask import current_app, g, request
-from sqlalchemy import select, update
+from sqlalchemy import event, inspect, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from engine.models import AuthToken, User
 
 from .extensions import db, limiter
+from .runtime import now as app_now
 
 # Compared against when the e-mail is unknown, so both paths cost one KDF run.
 _DUMMY_HASH = generate_password_hash("not-a-password")
@@ -126,3 +132,24 @@ def load_session_user(user_id: str) -> SessionUser | None:
 def end_all_sessions(user: User) -> None:
     """Every browser session of this user signed so far stops working (the caller commits)."""
     user.session_epoch = (user.session_epoch or 0) + 1
+
+
+def _credentials_changed(user: User) -> bool:
+    state = inspect(user)
+    return (state.attrs.password_hash.history.has_changes()
+            or (state.attrs.active.history.has_changes() and not user.active))
+
+
+@event.listens_for(db.session, "before_flush")
+def _end_access_on_credential_change(session, _flush_context, _instances) -> None:
+    # A thief's token or cookie must not outlive the password it was obtained with, nor come back
+    # with a reactivated account: the user loader and the token check only see `active` today.
+    changed = [obj for obj in session.dirty if isinstance(obj, User) and obj.id is not None
+               and _credentials_changed(obj)]
+    if not changed:
+        return
+    for user in changed:
+        if not inspect(user).attrs.session_epoch.history.has_changes():
+            end_all_sessions(user)
+    session.execute(update(AuthToken).where(AuthToken.user_id.in_([u.id for u in changed]),
+                                            AuthToken.revoked_at.is_(None)).values(revoked_at=app_now()))
