@@ -75,7 +75,8 @@ def browser(world, name: str | None = None, **kw):
 
 
 def signed_in(app, client, user_id: int) -> None:
-    """Put a login into the client's session cookie: flask-login's keys and the session epoch."""
+    """Put a login into the client's session cookie: flask-login's keys, the session epoch, the login's times."""
+    from web.auth import start_session_times
     from web.extensions import db
 
     with app.app_context():
@@ -85,6 +86,7 @@ def signed_in(app, client, user_id: int) -> None:
         session["_user_id"] = str(user_id)
         session["_fresh"] = True
         session["epoch"] = epoch
+        start_session_times(session, app.extensions["traject"].clock.now())
 
 
 def csrf_token(client, path="/") -> str:

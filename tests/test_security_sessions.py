@@ -203,7 +203,7 @@ def test_an_idle_session_ends_after_30_minutes_with_a_dutch_message(world, clock
     response = client.get("/cases")
     assert response.status_code == 302 and response.headers["Location"].startswith("/login")
     page = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert "Je sessie is verlopen" in page
+    assert "Uw sessie is verlopen" in page
     assert client.get("/").status_code == 302  # logged out, not only redirected once
     with client.session_transaction() as session:
         assert "_user_id" not in session
@@ -219,7 +219,7 @@ def test_a_session_ends_after_12_hours_however_busy(world, clock):
     clock.advance(minutes=20)
     response = client.get("/")
     assert response.status_code == 302 and response.headers["Location"].startswith("/login")
-    assert "Je sessie is verlopen" in client.get("/login").get_data(as_text=True)
+    assert "Uw sessie is verlopen" in client.get("/login").get_data(as_text=True)
 
 
 def test_an_expired_session_cannot_post_a_form(world, clock):

@@ -129,6 +129,24 @@ def load_session_user(user_id: str) -> SessionUser | None:
     return SessionUser(user)
 
 
+# The login's and the last request's moments (app clock, POSIX seconds), kept in the signed session cookie.
+SESSION_STARTED, SESSION_SEEN = "login_at", "seen_at"
+
+
+def start_session_times(session, at: datetime) -> None:
+    session[SESSION_STARTED] = session[SESSION_SEEN] = at.timestamp()
+
+
+def session_expired(session, at: datetime, idle: timedelta, lifetime: timedelta) -> bool:
+    """Idle too long, or logged in too long ago. A session without its times (signed before they
+    existed, or forged without them) counts as expired: there is no knowing how old it is."""
+    started, seen = session.get(SESSION_STARTED), session.get(SESSION_SEEN)
+    if not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in (started, seen)):
+        return True
+    moment = at.timestamp()
+    return moment - seen >= idle.total_seconds() or moment - started >= lifetime.total_seconds()
+
+
 def end_all_sessions(user: User) -> None:
     """Every browser session of this user signed so far stops working (the caller commits)."""
     user.session_epoch = (user.session_epoch or 0) + 1

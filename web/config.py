@@ -40,6 +40,9 @@ def from_env(env=None) -> dict:
         "TRAJECT_TIMEZONE": env.get("TRAJECT_TIMEZONE", "Europe/Amsterdam"),
         "TRAJECT_DEMO": env.get("TRAJECT_DEMO", "1" if mode in DEV_ENVS else "0") == "1",
         "TOKEN_TTL_HOURS": int(env.get("TOKEN_TTL_HOURS", "12")),
+        # A browser session ends after this long without a request, and this long after the login.
+        "TRAJECT_SESSION_IDLE_MINUTES": int(env.get("TRAJECT_SESSION_IDLE_MINUTES") or 30),
+        "TRAJECT_SESSION_MAX_HOURS": int(env.get("TRAJECT_SESSION_MAX_HOURS") or 12),
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
         # The number of reverse proxies in front whose X-Forwarded-* headers are trusted (web/security.py).
         "TRAJECT_PROXY": int(env.get("TRAJECT_PROXY") or 0),

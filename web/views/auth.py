@@ -9,9 +9,11 @@ from werkzeug.security import check_password_hash
 
 from engine.models import User
 
-from ..auth import SessionUser, check_credentials, end_all_sessions, hash_password, login_limit, password_failed
+from ..auth import (SessionUser, check_credentials, end_all_sessions, hash_password, login_limit, password_failed,
+                    start_session_times)
 from ..demo import DEMO_DOMAIN, email as demo_email
 from ..extensions import db
+from ..runtime import now
 from ..security import safe_target
 from . import i18n
 from .blueprint import ui
@@ -25,6 +27,7 @@ def _start_session(user: User) -> None:
     session.clear()
     login_user(SessionUser(user))
     session["epoch"] = user.session_epoch or 0
+    start_session_times(session, now())
     if lang in i18n.LANGUAGES:
         session["lang"] = lang
 
