@@ -6,6 +6,8 @@ import secrets
 from pathlib import Path
 
 DEV_ENVS = ("development", "testing")
+# Sessions, CSRF tokens and the default pseudonym key are derived from SECRET_KEY: a short one can be guessed offline.
+MIN_SECRET_BYTES = 32
 
 
 class ConfigError(RuntimeError):
@@ -31,6 +33,10 @@ def from_env(env=None) -> dict:
         if mode not in DEV_ENVS:
             raise ConfigError("SECRET_KEY must be set (or TRAJECT_ENV=development for a local demo)")
         secret = _dev_secret(instance)
+    elif mode not in DEV_ENVS and len(secret.encode()) < MIN_SECRET_BYTES:
+        raise ConfigError(f"SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes outside development "
+                          f"(it has {len(secret.encode())}); make one with: "
+                          "python3 -c 'import secrets; print(secrets.token_hex(32))'")
     database_url = env.get("DATABASE_URL") or f"sqlite:///{instance / 'traject.db'}"
     return {
         "TRAJECT_ENV": mode,
