@@ -5,6 +5,8 @@ import os
 import secrets
 from pathlib import Path
 
+from .files import private_dir, write_private
+
 DEV_ENVS = ("development", "testing")
 # Sessions, CSRF tokens and the default pseudonym key are derived from SECRET_KEY: a short one can be guessed offline.
 MIN_SECRET_BYTES = 32
@@ -18,9 +20,8 @@ def _dev_secret(instance: Path) -> str:
     # Development only: a random key kept in the instance folder, never a default in code.
     path = instance / "secret_key"
     if not path.exists():
-        instance.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
+        private_dir(instance)
+        write_private(path, secrets.token_hex(32))
     return path.read_text().strip()
 
 
