@@ -260,7 +260,7 @@ def test_production_refuses_a_short_secret_key(tmp_path):
     from web.config import ConfigError, from_env
 
     for short in ("x", "s3cret", "a" * 31, "é" * 15):
-        with pytest.raises(ConfigError, match="SECRET_KEY must be at least 32 bytes"):
+        with pytest.raises(ConfigError, match="SECRET_KEY must be at least 32 bytes outside development"):
             from_env({"TRAJECT_ENV": "production", "SECRET_KEY": short, "TRAJECT_INSTANCE": str(tmp_path)})
     key = "k" * 32
     assert from_env({"TRAJECT_ENV": "production", "SECRET_KEY": key, "TRAJECT_INSTANCE": str(tmp_path)})[
@@ -364,6 +364,8 @@ def test_the_instance_folder_and_the_files_traject_writes_there_are_private(open
 
     instance = tmp_path / "instance"
     monkeypatch.setenv("TRAJECT_ENV", "testing")
+    monkeypatch.setenv("TRAJECT_INSTANCE", str(instance))
+    monkeypatch.delenv("SECRET_KEY", raising=False)
     app = create_app({"TRAJECT_INSTANCE": str(instance), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{instance}/traject.db"})
     with app.app_context():
         upgrade()

@@ -1,6 +1,7 @@
-"""The worker's daily jobs: verify every audit chain (alerting the admins once per break) and apply retention.
+"""The worker's daily jobs: verify every audit chain (alerting the admins once per break), apply retention,
+and on SQLite check the database file itself (PRAGMA quick_check; /healthz reports a failure).
 
-Both are also commands: `traject audit verify` (read only) and `traject privacy retention`.
+The first two are also commands: `traject audit verify` (read only) and `traject privacy retention`.
 """
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import logging
 from datetime import datetime
 
 from flask import Flask
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, text
+from sqlalchemy.exc import DatabaseError, IntegrityError
 
 from engine import audit, privacy
 from engine.models import Case, Notification, RoleAssignment, User
@@ -80,6 +81,30 @@ def check_audit(app: Flask, now: datetime | None = None) -> dict:
         else:
             log.error("AUDIT CHAIN BROKEN: %s; no active admin to alert", brk)
     return {"cases": cases, "events": events, "breaks": len(breaks), "alerted": alerted, "known": known}
+
+
+def integrity_problems(session) -> list[str] | None:
+    """PRAGMA quick_check on SQLite: [] when the file is sound; None where there is no such check (PostgreSQL)."""
+    if session.get_bind().dialect.name != "sqlite":
+        return None
+    found = list(session.execute(text("PRAGMA quick_check")).scalars())
+    return [] if found == ["ok"] else [str(p) for p in found]
+
+
+def check_integrity(app: Flask, now: datetime | None = None) -> dict | None:
+    """The database file's own check; a failure is logged as an error (and kept in the heartbeat by the worker)."""
+    now = now or app.extensions["traject"].clock.now()
+    try:
+        problems = integrity_problems(db.session)
+    except DatabaseError as exc:  # "database disk image is malformed": the check itself cannot run
+        db.session.rollback()
+        problems = [str(getattr(exc, "orig", exc))]
+    if problems is None:
+        return None
+    if problems:
+        log.error("DATABASE integrity check FAILED (PRAGMA quick_check): %s; stop Traject and restore the latest "
+                  "backup (traject restore FILE)", "; ".join(problems[:5]))
+    return {"ok": not problems, "at": now.isoformat(), "problems": problems[:20]}
 
 
 def run_retention(app: Flask, now: datetime | None = None, dry_run: bool = False,
