@@ -125,10 +125,14 @@ class FileBackend:
 
     def send(self, message: OutgoingMessage) -> None:
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            # Messages carry personal data: only Traject's own account may read them (0700 folder, 0600 files).
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             target = self.path_for(message)
             tmp = target.with_suffix(".tmp")
-            tmp.write_bytes(message.as_email().as_bytes())
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                os.fchmod(fd, 0o600)  # a .tmp left by a killed worker keeps its old mode through O_CREAT
+                f.write(message.as_email().as_bytes())
             os.replace(tmp, target)  # atomic: a reader never sees half a message
         except OSError as exc:
             raise DeliveryError(f"cannot write {self.directory}: {exc}", retry=True) from exc

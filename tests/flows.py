@@ -5,7 +5,7 @@ import re
 
 from sqlalchemy import delete, text
 
-from engine.models import Base, WorkflowDefinition
+from engine.models import Base, User, WorkflowDefinition
 
 
 def empty_tables(engine) -> None:
@@ -67,13 +67,26 @@ def evaluation(sufficient: bool, date="2026-04-01"):
 
 
 def browser(world, name: str | None = None, **kw):
-    """A test client with its own cookie jar, logged in as `name` (flask-login's session keys)."""
+    """A test client with its own cookie jar, logged in as `name` (as a login would: web/views/auth.py)."""
     client = world.app.test_client(**kw)
     if name:
-        with client.session_transaction() as session:
-            session["_user_id"] = str(world.users[name])
-            session["_fresh"] = True
+        signed_in(world.app, client, world.users[name])
     return client
+
+
+def signed_in(app, client, user_id: int) -> None:
+    """Put a login into the client's session cookie: flask-login's keys, the session epoch, the login's times."""
+    from web.auth import start_session_times
+    from web.extensions import db
+
+    with app.app_context():
+        epoch = db.session.get(User, user_id).session_epoch or 0
+        db.session.remove()
+    with client.session_transaction() as session:
+        session["_user_id"] = str(user_id)
+        session["_fresh"] = True
+        session["epoch"] = epoch
+        start_session_times(session, app.extensions["traject"].clock.now())
 
 
 def csrf_token(client, path="/") -> str:

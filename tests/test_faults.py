@@ -27,7 +27,7 @@ from engine.models import (
     RoleAssignment,
     User,
 )
-from flows import empty_tables, fire, ok, open_internal
+from flows import empty_tables, fire, ok, open_internal, signed_in
 from pgcluster import Cluster, server_bindir
 from web.extensions import db
 
@@ -119,8 +119,7 @@ def test_the_web_answers_503_while_the_database_is_away_and_recovers(cluster, ou
     api = Api(app, token)
     case = open_internal(api, ids["aios"])
     ui = app.test_client()
-    with ui.session_transaction() as session:
-        session["_user_id"], session["_fresh"] = str(ids["opleider"]), True
+    signed_in(app, ui, ids["opleider"])
     assert ui.get(f"/cases/{case['id']}").status_code == 200
 
     cluster.stop()

@@ -36,7 +36,7 @@ from conftest import ROLES, START
 from engine.clock import FixedClock
 from engine.models import AuditEvent, Case, Document, Institution, Notification, RoleAssignment, Signature, User
 from engine.models import Region as RegionRow
-from flows import PLAN
+from flows import PLAN, signed_in
 
 ANON = "anonymous"
 PRINCIPALS = [name for name, _, _ in ROLES] + [ANON]
@@ -520,11 +520,8 @@ def _send(region: Region, key: str, principal: str, obj=None):
                 token = _throwaway_token(region, principal)
             headers["Authorization"] = f"Bearer {token}"
         return client.open(path, method=method, headers=headers, json=body)
-    if principal != ANON:
-        with client.session_transaction() as session:
-            session["_user_id"] = str(region.users[principal])
-            session["_fresh"] = True
-            session["epoch"] = _epoch(region, principal)  # a probed POST /logout ends earlier sessions
+    if principal != ANON:  # with the current epoch: a probed POST /logout ends earlier sessions
+        signed_in(region.app, client, region.users[principal])
     if method == "GET":
         return client.get(path)
     return client.open(path, method=method, data=body or {})
@@ -664,27 +661,15 @@ def test_the_lists_show_exactly_the_cases_in_scope(region, principal):
         if cursor is None:
             break
     assert sorted(ids) == sorted(want)
-    with client.session_transaction() as session:
-        session["_user_id"] = str(region.users[principal])
-        session["epoch"] = _epoch(region, principal)
+    signed_in(region.app, client, region.users[principal])
     html = client.get("/cases?status=all").get_data(as_text=True)
     assert {int(i) for i in re.findall(r'href="/cases/(\d+)"', html)} == want
-
-
-def _epoch(region, principal) -> int:
-    from engine.models import User
-    from web.extensions import db
-
-    with region.app.app_context():
-        return db.session.get(User, region.users[principal]).session_epoch
 
 
 def test_a_browser_session_does_not_open_the_api(region):
     """The API authenticates bearer tokens only: a session cookie (which a forged request would carry) is not enough."""
     client = region.app.test_client()
-    with client.session_transaction() as session:
-        session["_user_id"] = str(region.users["admin"])
-        session["epoch"] = _epoch(region, "admin")
+    signed_in(region.app, client, region.users["admin"])
     assert client.get("/").status_code == 200
     for path in ("/api/v1/me", "/api/v1/cases", f"/api/v1/cases/{region.cases['internal@meander'].id}"):
         response = client.get(path)

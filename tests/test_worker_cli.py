@@ -19,9 +19,10 @@ from sqlalchemy import func, select
 
 from engine import audit, deadlines
 from engine.calendar import end_of_day
-from engine.models import Deadline, Notification, WorkerHeartbeat
+from engine.models import Deadline, Notification, User, WorkerHeartbeat
 from flows import open_internal
 from mailservers import free_port
+from web.auth import issue_token
 from web.extensions import db
 from web.jobs.worker import Worker
 
@@ -46,11 +47,12 @@ def test_sweep_without_now_uses_the_clock(app, world, runner):
     assert result.exit_code == 0 and json.loads(result.stdout)["delivered"] == 1
 
 
-def test_healthz_shows_the_age_of_the_worker_heartbeat(app, client, clock):
-    assert client.get("/healthz").get_json() == {"status": "ok"}
+def test_healthz_shows_the_age_of_the_worker_heartbeat_to_an_admin(app, world, client, clock):
+    admin = {"Authorization": f"Bearer {world.api('admin').token}"}
+    assert client.get("/healthz", headers=admin).get_json() == {"status": "ok"}
     Worker(app, 5).register()
     clock.advance(seconds=42)
-    body = client.get("/healthz").get_json()
+    body = client.get("/healthz", headers=admin).get_json()
     assert body["status"] == "ok" and body["worker"]["age_seconds"] == 42.0
     assert body["worker"]["last"] == {"interval": 5.0}
 
@@ -58,9 +60,10 @@ def test_healthz_shows_the_age_of_the_worker_heartbeat(app, client, clock):
 def test_the_scheduler_has_two_coalescing_single_instance_jobs(app):
     worker = Worker(app, 7)
     jobs = {job.id: job for job in worker.scheduler.get_jobs()}
-    assert set(jobs) == {"sweep", "drain", "audit_check", "retention", "checkpoint"}  # the last three daily
+    # the last four daily (test_privacy.py, test_evidence.py, test_security_sessions.py)
+    assert set(jobs) == {"sweep", "drain", "audit_check", "retention", "checkpoint", "integrity_check"}
     for job in jobs.values():
-        daily = job.id in ("audit_check", "retention", "checkpoint")
+        daily = job.id in ("audit_check", "retention", "checkpoint", "integrity_check")
         assert job.coalesce and job.max_instances == 1
         assert job.trigger.interval == timedelta(seconds=86400 if daily else 7)
 
@@ -181,11 +184,16 @@ def test_a_worker_killed_mid_batch_and_restarted_loses_nothing_and_doubles_nothi
 def test_traject_run_serves_the_web_and_runs_the_worker(app, world, database_url, tmp_path):
     open_internal(world.api("opleider"), world.users["aios"])
     port = free_port()
+    with app.app_context():  # the worker's details are the admin's; the server's clock is the real one
+        token, _ = issue_token(db.session.get(User, world.users["admin"]), datetime.now(timezone.utc))
+        db.session.commit()
+    admin = {"Authorization": f"Bearer {token}"}
     server = start(["run", "--port", str(port)], environment(database_url, tmp_path / "run"))
     try:
         def healthy():
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+                with urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/healthz", headers=admin),
+                                            timeout=1) as response:
                     return "worker" in json.load(response)
             except OSError:
                 return False

@@ -10,6 +10,7 @@ from . import config as config_module
 from .auth import load_session_user
 from .bodies import check_json_body
 from .extensions import csrf, db, limiter, login_manager, migrate
+from .files import private_dir
 
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
 
@@ -25,7 +26,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
     )
     app.instance_path = app.config["TRAJECT_INSTANCE"]
-    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    private_dir(app.instance_path)
     register_extensions(app)
     runtime.set_up(app)
     api.register(app)

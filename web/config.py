@@ -5,7 +5,11 @@ import os
 import secrets
 from pathlib import Path
 
+from .files import private_dir, write_private
+
 DEV_ENVS = ("development", "testing")
+# Sessions, CSRF tokens and the default pseudonym key are derived from SECRET_KEY: a short one can be guessed offline.
+MIN_SECRET_BYTES = 32
 
 
 class ConfigError(RuntimeError):
@@ -16,9 +20,8 @@ def _dev_secret(instance: Path) -> str:
     # Development only: a random key kept in the instance folder, never a default in code.
     path = instance / "secret_key"
     if not path.exists():
-        instance.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
+        private_dir(instance)
+        write_private(path, secrets.token_hex(32))
     return path.read_text().strip()
 
 
@@ -31,6 +34,10 @@ def from_env(env=None) -> dict:
         if mode not in DEV_ENVS:
             raise ConfigError("SECRET_KEY must be set (or TRAJECT_ENV=development for a local demo)")
         secret = _dev_secret(instance)
+    elif mode not in DEV_ENVS and len(secret.encode()) < MIN_SECRET_BYTES:
+        raise ConfigError(f"SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes outside development "
+                          f"(it has {len(secret.encode())}); make one with: "
+                          "python3 -c 'import secrets; print(secrets.token_hex(32))'")
     database_url = env.get("DATABASE_URL") or f"sqlite:///{instance / 'traject.db'}"
     return {
         "TRAJECT_ENV": mode,
@@ -40,6 +47,9 @@ def from_env(env=None) -> dict:
         "TRAJECT_TIMEZONE": env.get("TRAJECT_TIMEZONE", "Europe/Amsterdam"),
         "TRAJECT_DEMO": env.get("TRAJECT_DEMO", "1" if mode in DEV_ENVS else "0") == "1",
         "TOKEN_TTL_HOURS": int(env.get("TOKEN_TTL_HOURS", "12")),
+        # A browser session ends after this long without a request, and this long after the login.
+        "TRAJECT_SESSION_IDLE_MINUTES": int(env.get("TRAJECT_SESSION_IDLE_MINUTES") or 30),
+        "TRAJECT_SESSION_MAX_HOURS": int(env.get("TRAJECT_SESSION_MAX_HOURS") or 12),
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
         # The number of reverse proxies in front whose X-Forwarded-* headers are trusted (web/security.py).
         "TRAJECT_PROXY": int(env.get("TRAJECT_PROXY") or 0),

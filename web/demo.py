@@ -18,6 +18,7 @@ from engine.models import Case, Institution, Region, RoleAssignment, User
 
 from .auth import hash_password
 from .extensions import db
+from .files import write_private
 from .runtime import sync_definitions
 
 DEMO_DOMAIN = "demo.traject.nl"
@@ -55,8 +56,7 @@ def email(role: str, code: str | None = None, n: int | None = None) -> str:
 def _password(instance: Path) -> str:
     path = instance / "demo_password.txt"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(9))
-        path.chmod(0o600)
+        write_private(path, secrets.token_urlsafe(9))
     return path.read_text().strip()
 
 

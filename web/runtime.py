@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from pathlib import Path
 
 from flask import Flask, current_app
-from sqlalchemy import inspect
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import inspect, make_url
+from sqlalchemy.exc import DatabaseError, SQLAlchemyError
 
 from engine.clock import SystemClock
 from engine.commands import Engine, EngineConfig
@@ -19,7 +20,9 @@ from engine.privacy import load_policies
 from workflows import load_definitions, load_region, make_registry
 from workflows.roles import SUPERUSER_ROLES
 
+from .config import ConfigError
 from .extensions import db
+from .files import FILE_MODE, private_file, tighten
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +53,41 @@ def set_up(app: Flask) -> None:
     app.extensions["traject"] = Engine(registry, config, app.config.get("CLOCK") or SystemClock())
     app.extensions["traject.definitions"] = definitions
     with app.app_context():
+        check_sqlite_file(app)
         try:
             if inspect(db.engine).has_table("workflow_definition"):
                 sync_definitions(app)
         except SQLAlchemyError as exc:  # the database may not exist yet: `traject db upgrade` comes first
             log.warning("definitions not synchronised: %s", exc)
             db.session.rollback()
+
+
+def check_sqlite_file(app: Flask) -> None:
+    """SQLite: the database file is private (0600) and passes PRAGMA quick_check, or Traject does not start.
+
+    A damaged file would answer `SELECT 1` and serve wrong or missing rows. `traject restore` skips the
+    check (TRAJECT_CHECK_INTEGRITY=False): replacing a damaged file is what it is for.
+    """
+    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    path = Path(url.database)
+    if path.parent.is_dir():
+        private_file(path)  # SQLite gives its -wal and -shm files the database file's mode
+        for extra in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if extra.exists():
+                tighten(extra, FILE_MODE)
+    if not app.config.get("TRAJECT_CHECK_INTEGRITY", True):
+        return
+    try:
+        with db.engine.connect() as conn:
+            found = [str(row) for row in conn.exec_driver_sql("PRAGMA quick_check").scalars()]
+    except DatabaseError as exc:  # not a database at all, or too damaged to check
+        found = [str(exc.orig)]
+    if found != ["ok"]:
+        raise ConfigError(f"the SQLite database {path} failed its integrity check (PRAGMA quick_check: "
+                          f"{'; '.join(found[:3])}); Traject does not start on a damaged file: restore the latest "
+                          "backup with `traject restore FILE`")
 
 
 def sync_definitions(app: Flask) -> list:

@@ -17,11 +17,14 @@
   X-Forwarded-For/-Proto/-Host/-Port/-Prefix headers of that many hops are then trusted
   (werkzeug's ProxyFix), so `request.is_secure` and the client address (rate limits) are right.
   Without TRAJECT_PROXY those headers are ignored: a client cannot forge them.
+- Redirects to a target the user named (`next`) go through `safe_target`: a path on this site, or "/".
 """
 from __future__ import annotations
 
 import base64
 import hashlib
+import unicodedata
+from urllib.parse import unquote, urlsplit
 
 from flask import Flask, Response, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
@@ -42,6 +45,30 @@ HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
+
+
+def _looks_local(path: str) -> bool:
+    # Browsers drop tabs and newlines inside a URL and read a backslash as a slash, so "/\t/evil",
+    # "/\\evil" and "//evil" all leave the site: refuse every control, format or space character and
+    # every backslash rather than guess what a browser will make of them.
+    if not path.startswith("/") or path.startswith(("//", "/\\")) or "\\" in path:
+        return False
+    return not any(ch.isspace() or unicodedata.category(ch)[0] in "CZ" for ch in path)
+
+
+def safe_target(target: object, fallback: str = "/") -> str:
+    """The user-supplied redirect target if it is a path on this site, else `fallback`.
+
+    The one judge of every redirect whose target comes from a request (login, language switch).
+    The path is judged as sent and percent-decoded (a proxy or a browser may decode it), the whole
+    target as sent; a scheme or a host anywhere makes it foreign.
+    """
+    if not isinstance(target, str) or not _looks_local(target):
+        return fallback
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not _looks_local(unquote(parts.path)):
+        return fallback
+    return target
 
 
 def style_hash(css: str) -> str:

@@ -8,16 +8,15 @@ from engine.models import User
 
 from .. import auth
 from ..errors import error_response
-from ..extensions import db, limiter
+from ..extensions import db
 from ..runtime import now
 from .blueprint import api
 from .schemas import MeSchema, TokenRequest, TokenResponse
 
 
-def _login_key() -> str:
+def _login_email():
     body = request.get_json(silent=True)
-    email = body.get("email") if isinstance(body, dict) else None
-    return f"login:{str(email).strip().lower()}" if email else f"login-ip:{request.remote_addr}"
+    return body.get("email") if isinstance(body, dict) else None
 
 
 @api.route("/auth/tokens")
@@ -26,12 +25,12 @@ class Tokens(MethodView):
     @api.response(201, TokenResponse)
     @api.alt_response(401, description="wrong e-mail or password")
     @api.alt_response(429, description="too many failed attempts for this account")
-    @limiter.limit("10 per 15 minutes", key_func=_login_key, deduct_when=lambda r: r.status_code == 401,
-                   methods=["POST"])
+    @auth.login_limit(_login_email)
     def post(self, body):
         """Log in: exchange e-mail and password for a bearer token."""
         user = auth.check_credentials(body["email"], body["password"])
         if user is None:
+            auth.password_failed()
             return error_response(401, "unauthenticated", "wrong e-mail or password")
         token, expires = auth.issue_token(user, now())
         db.session.commit()

@@ -14,8 +14,11 @@ from . import audit, backup, definitions, demo, outbox, privacy, serve, users
 
 
 def _create_app():
+    # A restore is how a damaged SQLite file is replaced: it must start on one (runtime.check_sqlite_file).
+    ctx = click.get_current_context(silent=True)
+    overrides = {"TRAJECT_CHECK_INTEGRITY": False} if ctx is not None and ctx.info_name == "restore" else None
     try:
-        return create_app()
+        return create_app(overrides)
     except ConfigError as exc:  # a configuration mistake: say what, without a traceback
         raise NoAppException(str(exc)) from None
 

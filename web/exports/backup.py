@@ -20,6 +20,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from ..files import private_file
+
 SQLITE_MAGIC = b"SQLite format 3\x00"
 PGDUMP_MAGIC = b"PGDMP"
 
@@ -64,6 +66,7 @@ def backup_sqlite(url, out: Path) -> None:
     source = _sqlite_path(url)
     tmp = out.with_name(out.name + ".tmp")
     tmp.unlink(missing_ok=True)
+    private_file(tmp)  # a copy of every record: 0600 before the first page lands in it
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
     dst = sqlite3.connect(tmp)
     try:
@@ -137,6 +140,7 @@ def _run(args: list[str], env: dict) -> None:
 def backup_postgresql(url, out: Path) -> None:
     tmp = out.with_name(out.name + ".tmp")
     tmp.unlink(missing_ok=True)
+    private_file(tmp)  # pg_dump truncates and fills it, keeping the mode
     _run([_pg_program("pg_dump"), "--format=custom", "--no-owner", "--no-privileges", f"--file={tmp}"],
          _pg_env(url))
     os.replace(tmp, out)

@@ -1,5 +1,6 @@
 """The worker's daily jobs: verify every audit chain (alerting the admins once per break), apply retention,
-and write a signed checkpoint of every chain's head outside the database.
+write a signed checkpoint of every chain's head outside the database, and on SQLite check the
+database file itself (PRAGMA quick_check; /healthz reports a failure).
 
 They are also commands: `traject audit check` (and the read-only `traject audit verify`), `traject privacy
 retention`, `traject audit checkpoint`. What a checkpoint holds and how to verify against one:
@@ -16,8 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from flask import Flask
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, text
+from sqlalchemy.exc import DatabaseError, IntegrityError
 
 from engine import audit, outbox, privacy
 from engine.models import Case, Notification, RoleAssignment, User
@@ -216,6 +217,30 @@ def write_checkpoint(app: Flask, now: datetime | None = None, out: str | None = 
                  len(recipients))
     return {"checkpoint": str(path), "cases": signed["cases"], "created_at": signed["created_at"],
             "mailed": len(recipients), **({"out": out} if out else {}), **({"forced": True} if breaks else {})}
+
+
+def integrity_problems(session) -> list[str] | None:
+    """PRAGMA quick_check on SQLite: [] when the file is sound; None where there is no such check (PostgreSQL)."""
+    if session.get_bind().dialect.name != "sqlite":
+        return None
+    found = list(session.execute(text("PRAGMA quick_check")).scalars())
+    return [] if found == ["ok"] else [str(p) for p in found]
+
+
+def check_integrity(app: Flask, now: datetime | None = None) -> dict | None:
+    """The database file's own check; a failure is logged as an error (and kept in the heartbeat by the worker)."""
+    now = now or app.extensions["traject"].clock.now()
+    try:
+        problems = integrity_problems(db.session)
+    except DatabaseError as exc:  # "database disk image is malformed": the check itself cannot run
+        db.session.rollback()
+        problems = [str(getattr(exc, "orig", exc))]
+    if problems is None:
+        return None
+    if problems:
+        log.error("DATABASE integrity check FAILED (PRAGMA quick_check): %s; stop Traject and restore the latest "
+                  "backup (traject restore FILE)", "; ".join(problems[:5]))
+    return {"ok": not problems, "at": now.isoformat(), "problems": problems[:20]}
 
 
 def run_retention(app: Flask, now: datetime | None = None, dry_run: bool = False,

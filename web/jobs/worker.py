@@ -1,5 +1,5 @@
-"""The worker: deadline sweeps and outbox delivery on a schedule; daily, the audit check, retention and
-the audit checkpoint.
+"""The worker: deadline sweeps and outbox delivery on a schedule; daily, the audit check, retention,
+the audit checkpoint and (SQLite) the database file's integrity check.
 
 APScheduler runs fixed interval jobs from an in-memory job store; no business timer lives in
 the scheduler — every deadline and message is a row, so a restarted worker simply finds them
@@ -20,7 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from ..extensions import db
 from .backoff import DatabaseBackoff
-from .daily import CheckpointRefused, check_audit, run_retention, write_checkpoint
+from .daily import CheckpointRefused, check_audit, check_integrity, run_retention, write_checkpoint
 from .heartbeat import beat, forget_stale, worker_name
 from .passes import drain_outbox, sweep_deadlines
 
@@ -47,7 +47,7 @@ class Worker:
         for job in (self.sweep, self.drain):
             self._schedule(job, self.interval, first)
         # The daily jobs start a minute after the worker, not with its first pass.
-        for job in (self.audit_check, self.retention, self.checkpoint):
+        for job in (self.audit_check, self.retention, self.checkpoint, self.integrity_check):
             self._schedule(job, daily, first + timedelta(seconds=min(daily, 60.0)))
         self._stopping = threading.Event()
 
@@ -99,6 +99,13 @@ class Worker:
             except CheckpointRefused:
                 pass  # logged, and the admins alerted, by write_checkpoint
         self._run("the audit checkpoint failed; it runs again at the next interval", job)
+
+    def integrity_check(self) -> None:
+        def job():
+            result = check_integrity(self.app, self._now())
+            if result is not None:  # /healthz reads the newest result from the heartbeats
+                beat(self.app, self.name, self.started_at, {"integrity": result})
+        self._run("the integrity check failed; it runs again at the next interval", job)
 
     def register(self) -> None:
         """Forget workers not seen for a week; announce this one before its first pass."""

@@ -6,6 +6,7 @@ inside every case query, errors become friendly pages or inline messages.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 from flask import Flask
 from flask_babel import lazy_gettext as _l
@@ -25,6 +26,9 @@ def register_views(app: Flask) -> None:
         app.config.setdefault("REMEMBER_COOKIE_SECURE", True)
     app.config.setdefault("REMEMBER_COOKIE_HTTPONLY", True)
     app.config.setdefault("REMEMBER_COOKIE_SAMESITE", "Lax")
+    # The signed cookie itself is refused after the session's absolute lifetime (the app's clock
+    # decides the idle and absolute ends: blueprint.py); Flask's default would be 31 days.
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=app.config["TRAJECT_SESSION_MAX_HOURS"])
     # The token lives as long as the session: a form left open over lunch still posts.
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "nl")

@@ -1,7 +1,7 @@
 """Logging in and out (session cookie), the demo chooser, the password and the language."""
 from __future__ import annotations
 
-from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
@@ -10,20 +10,16 @@ from werkzeug.security import check_password_hash
 from engine.models import User
 from workflows.roles import CATALOGUE
 
-from ..auth import SessionUser, check_credentials, end_all_sessions, hash_password
+from ..auth import (SessionUser, check_credentials, end_all_sessions, hash_password, login_limit, password_failed,
+                    start_session_times)
 from ..demo import DEMO_DOMAIN, INSTITUTIONS as DEMO_INSTITUTIONS, email as demo_email
-from ..extensions import db, limiter
+from ..extensions import db
+from ..runtime import now
+from ..security import safe_target
 from . import i18n
 from .blueprint import ui
 
 MIN_PASSWORD = 12
-
-
-def safe_next(target: str | None) -> str | None:
-    """Only local paths: never an open redirect."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
 
 
 def _start_session(user: User) -> None:
@@ -32,17 +28,17 @@ def _start_session(user: User) -> None:
     session.clear()
     login_user(SessionUser(user))
     session["epoch"] = user.session_epoch or 0
+    start_session_times(session, now())
     if lang in i18n.LANGUAGES:
         session["lang"] = lang
 
 
-def _login_key() -> str:
-    return f"ui-login:{(request.form.get('email') or '').strip().lower() or request.remote_addr}"
+def _signed_in_email() -> str | None:
+    return current_user.email if current_user.is_authenticated else None
 
 
 @ui.route("/login", methods=["GET", "POST"])
-@limiter.limit("10 per 15 minutes", key_func=_login_key, methods=["POST"],
-               deduct_when=lambda response: g.get("login_failed", False))
+@login_limit(lambda: request.form.get("email"))
 def login():
     if current_user.is_authenticated and request.method == "GET":
         return redirect(url_for("ui.dashboard"))
@@ -53,12 +49,12 @@ def login():
         password = request.form.get("password") or ""
         user = check_credentials(email, password) if email and password else None
         if user is None:
-            g.login_failed = True
+            password_failed()
             error = _("Wrong e-mail address or password.")
         else:
             _start_session(user)
-            return redirect(safe_next(request.form.get("next")) or url_for("ui.dashboard"), 303)
-    return render_template("login.html", error=error, email=email, next=safe_next(request.args.get("next")) or "",
+            return redirect(safe_target(request.form.get("next")), 303)
+    return render_template("login.html", error=error, email=email, next=safe_target(request.args.get("next"), ""),
                            demo=_demo_choices())
 
 
@@ -114,11 +110,12 @@ def language():
         if current_user.is_authenticated:
             current_user.user.language = lang
             db.session.commit()
-    return redirect(safe_next(request.form.get("next")) or url_for("ui.dashboard"), 303)
+    return redirect(safe_target(request.form.get("next")), 303)
 
 
 @ui.route("/account/password", methods=["GET", "POST"])
 @login_required
+@login_limit(_signed_in_email)  # a stolen session must not become a way to guess the password
 def password():
     errors: dict[str, str] = {}
     if request.method == "POST":
@@ -127,6 +124,7 @@ def password():
         new = request.form.get("new") or ""
         repeat = request.form.get("repeat") or ""
         if not user.password_hash or not check_password_hash(user.password_hash, current):
+            password_failed()
             errors["current"] = _("This is not your current password.")
         if len(new) < MIN_PASSWORD:
             errors["new"] = _("Choose a password of at least %(n)d characters.", n=MIN_PASSWORD)

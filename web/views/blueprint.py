@@ -1,15 +1,18 @@
 """The pages' blueprint `ui`: who is logged in, what every page knows, and errors as friendly pages."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, render_template, request
+from datetime import timedelta
+
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import current_user
+from flask_login import current_user, logout_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from engine import errors as e
 
+from ..auth import SESSION_SEEN, session_expired
 from ..extensions import db, login_manager
 from ..runtime import engine, now
 from .data import regions_for
@@ -19,9 +22,31 @@ ui = Blueprint("ui", __name__)
 
 @ui.before_request
 def _actor():
+    if "_user_id" in session:
+        at = now()
+        if session_expired(session, at, timedelta(minutes=current_app.config["TRAJECT_SESSION_IDLE_MINUTES"]),
+                           timedelta(hours=current_app.config["TRAJECT_SESSION_MAX_HOURS"])):
+            return _session_ended()
+        session[SESSION_SEEN] = at.timestamp()
     if current_user.is_authenticated:
         g.user = current_user.user
         g.actor = engine().actor_for(g.user)
+    return None
+
+
+def _session_ended():
+    """Log the expired session out and send its owner to the login page, saying why."""
+    lang = session.get("lang")
+    logout_user()
+    session.clear()
+    if lang:
+        session["lang"] = lang
+    flash(_("Your session has expired. Please log in again."), "info")
+    if request.endpoint == "ui.login":
+        return None  # the login page itself, now for a visitor
+    if request.method == "GET":
+        return redirect(url_for("ui.login", next=request.full_path.rstrip("?")))
+    return redirect(url_for("ui.login"), 303)  # a form posted after the session ended is not carried out
 
 
 @ui.app_context_processor
