@@ -90,36 +90,57 @@ def summary(name: str, res: dict, per: int, unit: str = "ms") -> str:
 
 
 def main() -> None:
+    """Before against after, interleaved, on one backend:
+
+    1. parse the arguments and load the "before" variants;
+    2. the transition alone, per transition (_transitions);
+    3. the six-step instance, with SpiffWorkflow's in the same loop (_six_step_instances);
+    4. `traject demo --scale N`'s synthetic cases, per case (_demo_cases);
+    5. leave the "after" variant in place.
+    """
     parser = argparse.ArgumentParser()
     parser.add_argument("--backend", default="sqlite")
     parser.add_argument("--reps", type=int, default=6)
     parser.add_argument("--before", default=BEFORE, help="the revision whose engine/commands.py and web/demo.py are 'before'")
     args = parser.parse_args()
     from engine.models import User
-    from web.extensions import db
-
-    from . import peer, transition
 
     variants = Variants(args.before)
     print(f"before = {args.before}, after = the working tree; backend {args.backend}, load average {os.getloadavg()[0]:.2f}")
-
-    # The transition alone (bench_six.step1 = full, bench_plain.step1 = plain), per transition.
     app = make_app(database_url(args.backend, "ab"))
     world = seed(app)
+    _transitions(app, world, variants, args.reps)
+    _six_step_instances(app, world, variants, args.reps)
+    _demo_cases(variants, args.backend, args.reps)
+    variants.use("after")
+    del User
+
+
+def _transitions(app, world, variants: Variants, reps: int) -> None:
+    """The transition alone (bench_six.step1 = full, bench_plain.step1 = plain), per transition."""
+    from . import transition
+
     per = 100
     for workflow in ("bench_plain", "bench_six"):
-        ids = transition._open_cases(app, world, workflow, 2 * args.reps * per + 20)
+        ids = transition._open_cases(app, world, workflow, 2 * reps * per + 20)
         transition._fire_loop(app, world, ids[:20], "step1", {"note": "x"})
         ids = ids[20:]
         res = {"before": [], "after": []}
-        for _ in range(args.reps):
+        for _ in range(reps):
             for which in ("before", "after"):
                 variants.use(which)
                 chunk, ids = ids[:per], ids[per:]
                 res[which].append(timed(lambda: transition._fire_loop(app, world, chunk, "step1", {"note": "x"})))
         print(summary(f"transition {workflow}.step1 (fire + commit)", res, per))
 
-    # The six-step instance of the SpiffWorkflow comparison, with SpiffWorkflow's in the same loop.
+
+def _six_step_instances(app, world, variants: Variants, reps: int) -> None:
+    """The six-step instance of the SpiffWorkflow comparison, with SpiffWorkflow's in the same loop; then the
+    benchmark's database is released."""
+    from web.extensions import db
+
+    from . import peer
+
     t = peer.Traject(app, world)
     per = 30
     res = {"before": [], "after": []}
@@ -128,7 +149,7 @@ def main() -> None:
         spiff = peer.Spiff(db.engine)
         for _ in range(3):
             spiff.instance()
-        for _ in range(args.reps):
+        for _ in range(reps):
             for which in ("before", "after"):
                 variants.use(which)
                 res[which].append(timed(lambda: [t.instance() for _ in range(per)]))
@@ -143,16 +164,19 @@ def main() -> None:
         db.session.remove()
         db.engine.dispose()
 
-    # `traject demo --scale N`'s synthetic cases (web/demo.py), per case.
+
+def _demo_cases(variants: Variants, backend: str, reps: int) -> None:
+    """`traject demo --scale N`'s synthetic cases (web/demo.py), per case, each run on a fresh schema."""
     from web.app import create_app
+    from web.extensions import db
 
     os.environ["TRAJECT_ENV"] = "development"
     n = 400
     res = {"before": [], "after": []}
-    for _ in range(max(2, args.reps // 3)):
+    for _ in range(max(2, reps // 3)):
         for which in ("before", "after"):
             variants.use(which)
-            url = database_url(args.backend, "ab-demo")
+            url = database_url(backend, "ab-demo")
             create_schema(url)
             demo_app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TRAJECT_INSTANCE": tempfile.mkdtemp()})
             with demo_app.app_context():
@@ -161,8 +185,6 @@ def main() -> None:
                 db.session.remove()
                 db.engine.dispose()
     print(summary(f"traject demo: synthetic case ({n} per run)", res, n))
-    variants.use("after")
-    del User
 
 
 if __name__ == "__main__":

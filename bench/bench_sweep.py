@@ -96,17 +96,40 @@ def timed(fn, repeat=1):
 
 
 def run(url: str, n: int, label: str):
-    from engine.models import Deadline, Notification
+    """Benchmark the sweep and the drain against a fresh database at `url`, printing each figure:
+
+    1. set up: the app, empty tables, a seeded region;
+    2. fire n due deadlines, against bulk-inserting n outbox rows (_fire_due);
+    3. deliver up to 2,000 of the outbox rows with the file backend (_deliver);
+    4. the idle sweep, against a `SELECT 1` round trip (_idle_sweep);
+    5. worker memory with 100 pending deadlines against 100,000 (_idle_memory);
+    6. memory while firing 5,000 due against 20,000 (_firing_memory);
+    7. release the database.
+    """
     from web.extensions import db
-    from web.jobs.passes import drain_outbox, sweep_deadlines
 
     instance = Path(tempfile.mkdtemp(prefix="traject-bench-"))
     app = make_app(url, instance)
     empty(app)
     ids = astuple(seed(app))  # (region, institution, opleider, aios)
     print(f"\n== {label}: {n:,} deadlines due at once")
+    _fire_due(app, ids, n)
+    _deliver(app, n)
+    _idle_sweep(app)
+    _idle_memory(app, ids)
+    _firing_memory(app, ids)
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
 
-    # Baseline: bulk-insert n outbox rows (what the sweep must write at the very least).
+
+def _fire_due(app, ids, n: int):
+    """Fire n due deadlines at once, against a baseline: bulk-inserting n outbox rows (what the sweep must write
+    at the very least)."""
+    from engine.models import Deadline, Notification
+    from web.extensions import db
+    from web.jobs.passes import sweep_deadlines
+
     def baseline_insert():
         with app.app_context():
             db.session.execute(Notification.__table__.insert(), [dict(
@@ -126,6 +149,14 @@ def run(url: str, n: int, label: str):
     assert fired == n, fired
     print(f"fire {n:,} due deadlines (reminder rows, audit events, outbox rows): {fire:.2f} s "
           f"({n / fire:,.0f}/s; target < 10 s) — {fire / base:.1f}x bulk-inserting {n:,} outbox rows ({base:.2f} s)")
+
+
+def _deliver(app, n: int):
+    """Deliver the first min(n, 2,000) outbox rows with the file backend (the rest are marked sent)."""
+    from engine.models import Notification
+    from web.extensions import db
+    from web.jobs.passes import drain_outbox
+
     app.config["MAIL_BACKEND"] = "file"
     deliver = min(n, 2000)
     with app.app_context():
@@ -136,14 +167,23 @@ def run(url: str, n: int, label: str):
     print(f"deliver {deliver:,} of them with the file backend (render, .eml, mark sent): {drain:.2f} s "
           f"({deliver / drain:,.0f}/s)")
 
-    # The idle sweep, against a `SELECT 1` round trip.
+
+def _idle_sweep(app):
+    """The idle sweep, against a `SELECT 1` round trip."""
+    from web.extensions import db
+    from web.jobs.passes import sweep_deadlines
+
     with app.app_context():
         sweep_deadlines(app, NOW)
         one = timed(lambda: db.session.execute(text("SELECT 1")).scalar(), repeat=200)
         idle = timed(lambda: sweep_deadlines(app, NOW), repeat=200)
     print(f"idle sweep: {idle * 1000:.2f} ms (target < 5 ms) — {idle / one:.1f}x a SELECT 1 ({one * 1000:.3f} ms)")
 
-    # Memory: an idle pass over 100 pending deadlines against one over 100,000.
+
+def _idle_memory(app, ids):
+    """Memory: an idle pass over 100 pending deadlines against one over 100,000."""
+    from web.jobs.passes import drain_outbox, sweep_deadlines
+
     peaks = {}
     for pending in (100, 100_000):
         empty(app)
@@ -160,8 +200,12 @@ def run(url: str, n: int, label: str):
     print(f"worker pass memory peak: {peaks[100] / 1024:.0f} KiB with 100 pending, {peaks[100_000] / 1024:.0f} KiB "
           f"with 100,000 — ratio {peaks[100_000] / peaks[100]:.2f} (flat: about 1)")
 
-    # Memory while firing: 5,000 due against 20,000 due (batches of 500 keep it flat; both fill
-    # whole batches with deadlines of 500 different cases).
+
+def _firing_memory(app, ids):
+    """Memory while firing: 5,000 due against 20,000 due (batches of 500 keep it flat; both fill
+    whole batches with deadlines of 500 different cases)."""
+    from web.jobs.passes import sweep_deadlines
+
     fire_peaks = {}
     for due in (5_000, 20_000):
         empty(app)
@@ -174,9 +218,6 @@ def run(url: str, n: int, label: str):
             tracemalloc.stop()
     print(f"firing memory peak: {fire_peaks[5000] / 1024:.0f} KiB for 5,000 due, {fire_peaks[20_000] / 1024:.0f} KiB "
           f"for 20,000 — ratio {fire_peaks[20_000] / fire_peaks[5000]:.2f} (flat: about 1)")
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
 
 
 def main():

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import pytest
 from sqlalchemy import func, select
@@ -368,65 +369,123 @@ def _people(app):
 
 
 def _cases(app, users):
+    """The region's cases and documents, opened through the engine, and the objects that describe them:
+
+    1. at each institution: internal guidance with its plan (_internal_guidance), intensified guidance with
+       its adjusted IOP (_intensified_guidance), the aios's dispute about it (_dispute), and an escalation
+       and the RSO's procedures (_procedures);
+    2. the cases out of the ordinary: about the COC chair, a colleague's trajectory, a confidential signal
+       (_special_cases);
+    3. commit, and check that the objects describe the rows as they are (_check_cases).
+    """
     from web.extensions import db
 
     eng = app.extensions["traject"]
     actor = {name: eng.actor_for(db.session.get(User, uid)) for name, uid in users.items()}
     cases, docs = {}, {}
     for code, sfx in (("meander", ""), ("gelre", "_gelre")):
-        opl, aios, coc = "opleider" + sfx, "aios" + sfx, "coc" + sfx
-        opleiders = {"opleider", "opleider2"} if code == "meander" else {"opleider_gelre"}
+        staff = _staff(code, sfx)
+        _internal_guidance(eng, actor, users, staff, cases, docs)
+        gbt = _intensified_guidance(eng, actor, users, staff, cases, docs)
+        _dispute(eng, actor, users, staff, gbt, cases, docs)
+        _procedures(eng, actor, staff, cases)
+    _special_cases(eng, actor, users, cases)
+    db.session.commit()
+    _check_cases(users, cases)
+    return cases, docs
 
-        # internal guidance in `plan`, the plan signed by the aios (not yet by the opleider)
-        c = eng.open_case(db.session, actor[opl], workflow="internal_guidance", institution=code,
-                          subject_id=users[aios], title="Begeleiding", data={"signal": "Signaal"})
-        for trigger, data in [("analyse", {}), ("discuss", {"core_problem": "Structuur"}),
-                              ("draft_plan", {"discussion_summary": "Besproken"})]:
-            c = eng.fire(db.session, actor[opl], c.id, trigger, c.version, data)
-        plan = eng.add_document(db.session, actor[opl], c.id, "improvement_plan", PLAN)
-        eng.sign(db.session, actor[aios], plan.id, "agreed")
-        internal = cases[f"internal@{code}"] = Obj(
-            f"internal@{code}", c.id, "internal_guidance", code, aios, opl, "start_guidance", opleiders,
-            "improvement_plan", opleiders)
-        docs[f"plan@{code}"] = Doc(f"plan@{code}", plan.id, internal, {opl, aios}, {aios})
 
-        # intensified guidance, decided, the adjusted IOP signed by the aios
-        g = eng.open_case(db.session, actor[opl], workflow="intensified_guidance", institution=code,
-                          subject_id=users[aios], title="GBT", data={
-                              "decision_moment": "suitability_assessment", "decision_date": "2026-03-02",
-                              "reasons": "Onvoldoende voortgang", "aios_informed_of_dispute_procedure": True})
-        iop = eng.add_document(db.session, actor[opl], g.id, "adjusted_iop", ADJUSTED_IOP)
-        eng.sign(db.session, actor[aios], iop.id, "agreed")
-        gbt = cases[f"gbt@{code}"] = Obj(f"gbt@{code}", g.id, "intensified_guidance", code, aios, opl, "start",
-                                         opleiders, "adjusted_iop", opleiders, children=["dispute"])
-        docs[f"iop@{code}"] = Doc(f"iop@{code}", iop.id, gbt, {opl, aios}, {aios})
+class _Staff(NamedTuple):
+    """The people of one institution, by name."""
 
-        # the aios's dispute about it, acknowledged (in mediation, with the receipt letter)
-        d = eng.open_case(db.session, actor[aios], workflow="dispute", institution=code, parent_id=g.id,
-                          title="Geschil", data={"grounds": "Onterecht"})
-        d = eng.fire(db.session, actor[coc], d.id, "acknowledge", d.version, {})
-        dispute = cases[f"dispute@{code}"] = Obj(f"dispute@{code}", d.id, "dispute", code, aios, aios, "refer",
-                                                 {coc, aios}, "receipt_confirmation")
-        letter = db.session.scalar(select(Document).where(Document.case_id == d.id))
-        docs[f"receipt@{code}"] = Doc(f"receipt@{code}", letter.id, dispute, set(letter.required_signer_ids and
-                                                                                 [_name(users, u) for u in
-                                                                                  letter.required_signer_ids]),
-                                      set())
+    code: str
+    opl: str
+    aios: str
+    coc: str
+    opleiders: set[str]
 
-        # an escalation signal, and the three RSO procedures about the institution
-        e = eng.open_case(db.session, actor[opl], workflow="escalation", institution=code, title="Signaal",
-                          data={"description": "Te weinig supervisie"})
-        cases[f"escalation@{code}"] = Obj(f"escalation@{code}", e.id, "escalation", code, None, opl, "resolve",
-                                          {"rso"}, "rgs_escalation_letter")
-        r = eng.open_case(db.session, actor["rso"], workflow="rso_consultation", institution=code, title="Overleg",
-                          data={"shortcoming": "Roosters", "requirement": "quality"})
-        cases[f"consultation@{code}"] = Obj(f"consultation@{code}", r.id, "rso_consultation", code, None, "rso",
-                                            "record_compliance", {"rso"}, "improvement_plan", kind_exists=False)
-        for wf, letter_kind in (("rso_quality", "rgs_report"), ("rso_obligations", "rvb_report")):
-            q = eng.open_case(db.session, actor["rso"], workflow=wf, institution=code, title="Melding",
-                              data={"shortcoming": "Roosters"})
-            cases[f"{wf}@{code}"] = Obj(f"{wf}@{code}", q.id, wf, code, None, "rso", "resolve", {coc, "rso"},
-                                        letter_kind)
+
+def _staff(code: str, sfx: str) -> _Staff:
+    return _Staff(code, "opleider" + sfx, "aios" + sfx, "coc" + sfx,
+                  {"opleider", "opleider2"} if code == "meander" else {"opleider_gelre"})
+
+
+def _internal_guidance(eng, actor, users, staff: _Staff, cases, docs):
+    """Internal guidance in `plan`, the plan signed by the aios (not yet by the opleider)."""
+    from web.extensions import db
+
+    code, opl, aios, opleiders = staff.code, staff.opl, staff.aios, staff.opleiders
+    c = eng.open_case(db.session, actor[opl], workflow="internal_guidance", institution=code,
+                      subject_id=users[aios], title="Begeleiding", data={"signal": "Signaal"})
+    for trigger, data in [("analyse", {}), ("discuss", {"core_problem": "Structuur"}),
+                          ("draft_plan", {"discussion_summary": "Besproken"})]:
+        c = eng.fire(db.session, actor[opl], c.id, trigger, c.version, data)
+    plan = eng.add_document(db.session, actor[opl], c.id, "improvement_plan", PLAN)
+    eng.sign(db.session, actor[aios], plan.id, "agreed")
+    internal = cases[f"internal@{code}"] = Obj(
+        f"internal@{code}", c.id, "internal_guidance", code, aios, opl, "start_guidance", opleiders,
+        "improvement_plan", opleiders)
+    docs[f"plan@{code}"] = Doc(f"plan@{code}", plan.id, internal, {opl, aios}, {aios})
+
+
+def _intensified_guidance(eng, actor, users, staff: _Staff, cases, docs) -> Obj:
+    """Intensified guidance, decided, the adjusted IOP signed by the aios."""
+    from web.extensions import db
+
+    code, opl, aios, opleiders = staff.code, staff.opl, staff.aios, staff.opleiders
+    g = eng.open_case(db.session, actor[opl], workflow="intensified_guidance", institution=code,
+                      subject_id=users[aios], title="GBT", data={
+                          "decision_moment": "suitability_assessment", "decision_date": "2026-03-02",
+                          "reasons": "Onvoldoende voortgang", "aios_informed_of_dispute_procedure": True})
+    iop = eng.add_document(db.session, actor[opl], g.id, "adjusted_iop", ADJUSTED_IOP)
+    eng.sign(db.session, actor[aios], iop.id, "agreed")
+    gbt = cases[f"gbt@{code}"] = Obj(f"gbt@{code}", g.id, "intensified_guidance", code, aios, opl, "start",
+                                     opleiders, "adjusted_iop", opleiders, children=["dispute"])
+    docs[f"iop@{code}"] = Doc(f"iop@{code}", iop.id, gbt, {opl, aios}, {aios})
+    return gbt
+
+
+def _dispute(eng, actor, users, staff: _Staff, gbt: Obj, cases, docs):
+    """The aios's dispute about the intensified guidance, acknowledged (in mediation, with the receipt letter)."""
+    from web.extensions import db
+
+    code, aios, coc = staff.code, staff.aios, staff.coc
+    d = eng.open_case(db.session, actor[aios], workflow="dispute", institution=code, parent_id=gbt.id,
+                      title="Geschil", data={"grounds": "Onterecht"})
+    d = eng.fire(db.session, actor[coc], d.id, "acknowledge", d.version, {})
+    dispute = cases[f"dispute@{code}"] = Obj(f"dispute@{code}", d.id, "dispute", code, aios, aios, "refer",
+                                             {coc, aios}, "receipt_confirmation")
+    letter = db.session.scalar(select(Document).where(Document.case_id == d.id))
+    docs[f"receipt@{code}"] = Doc(f"receipt@{code}", letter.id, dispute, set(letter.required_signer_ids and
+                                                                             [_name(users, u) for u in
+                                                                              letter.required_signer_ids]),
+                                  set())
+
+
+def _procedures(eng, actor, staff: _Staff, cases):
+    """An escalation signal, and the three RSO procedures about the institution."""
+    from web.extensions import db
+
+    code, opl, coc = staff.code, staff.opl, staff.coc
+    e = eng.open_case(db.session, actor[opl], workflow="escalation", institution=code, title="Signaal",
+                      data={"description": "Te weinig supervisie"})
+    cases[f"escalation@{code}"] = Obj(f"escalation@{code}", e.id, "escalation", code, None, opl, "resolve",
+                                      {"rso"}, "rgs_escalation_letter")
+    r = eng.open_case(db.session, actor["rso"], workflow="rso_consultation", institution=code, title="Overleg",
+                      data={"shortcoming": "Roosters", "requirement": "quality"})
+    cases[f"consultation@{code}"] = Obj(f"consultation@{code}", r.id, "rso_consultation", code, None, "rso",
+                                        "record_compliance", {"rso"}, "improvement_plan", kind_exists=False)
+    for wf, letter_kind in (("rso_quality", "rgs_report"), ("rso_obligations", "rvb_report")):
+        q = eng.open_case(db.session, actor["rso"], workflow=wf, institution=code, title="Melding",
+                          data={"shortcoming": "Roosters"})
+        cases[f"{wf}@{code}"] = Obj(f"{wf}@{code}", q.id, wf, code, None, "rso", "resolve", {coc, "rso"},
+                                    letter_kind)
+
+
+def _special_cases(eng, actor, users, cases):
+    """The cases out of the ordinary: about the COC chair, a colleague's trajectory, a confidential signal."""
+    from web.extensions import db
+
     # an escalation at meander about its COC chair: the chair never sees it
     x = eng.open_case(db.session, actor["opleider2"], workflow="escalation", institution="meander",
                       title="Over de COC-voorzitter", data={"description": "Belangenverstrengeling",
@@ -444,12 +503,16 @@ def _cases(app, users):
                       data={"description": "Intimidatie", "signaller": "Een aios"})
     cases["confidential@gelre"] = Obj("confidential@gelre", v.id, "escalation", "gelre", None, "vp", "resolve",
                                       {"rso"}, "rgs_escalation_letter")
-    db.session.commit()
-    for obj in cases.values():  # the objects describe the rows as they are
+
+
+def _check_cases(users, cases):
+    """The objects describe the rows as they are."""
+    from web.extensions import db
+
+    for obj in cases.values():
         row = db.session.get(Case, obj.id)
         assert (_name(users, row.subject_id) if row.subject_id else None, _name(users, row.opened_by_id)) == \
             (obj.subject, obj.opener), obj.key
-    return cases, docs
 
 
 def _name(users, uid):

@@ -37,10 +37,28 @@ def state_of(page):
 
 
 def test_it_walks_a_trajectory_into_guidance_while_the_aios_signs(live, new_context):
+    """An opleider walks a new trajectory to its improvement plan; the aios signs it in another browser:
+
+    1. open a trajectory from the dashboard (_open_trajectory);
+    2. analyse, discuss (past a missing required field) and draft the plan (_walk_to_the_plan);
+    3. write and sign the improvement plan (_write_and_sign_the_plan);
+    4. not yet into guidance: the aios has not signed (_try_to_start_guidance);
+    5. the aios signs "seen, not agreed" (_aios_signs_seen_not_agreed);
+    6. now into guidance (_start_guidance).
+    """
     opleider = new_context().new_page()
     demo_login(opleider, "opleider")
+    case_url = _open_trajectory(opleider)
+    _walk_to_the_plan(opleider)
+    _write_and_sign_the_plan(opleider)
+    _try_to_start_guidance(opleider)
+    _aios_signs_seen_not_agreed(new_context().new_page(), live.password)
+    opleider.goto(case_url)
+    _start_guidance(opleider)
 
-    # open a trajectory for an aios of the institution, from the dashboard
+
+def _open_trajectory(opleider) -> str:
+    """Open a trajectory for an aios of the institution, from the dashboard; the case page's address."""
     form = opleider.locator("#open-form")
     form.locator("#open-subject").select_option(label=AIOS)
     form.get_by_label("Titel (niet verplicht)").fill("Begeleiding in de browser")
@@ -48,12 +66,15 @@ def test_it_walks_a_trajectory_into_guidance_while_the_aios_signs(live, new_cont
     form.get_by_role("button", name="Traject openen").click()
     expect(opleider.locator("h1")).to_have_text("Begeleiding in de browser")
     expect(state_of(opleider)).to_have_text("Gesignaleerd")
-    case_url = opleider.url.split("#")[0]
+    return opleider.url.split("#")[0]
 
+
+def _walk_to_the_plan(opleider):
+    """Analyse, discuss and draft the plan; a missing required field shows the engine's unmet precondition,
+    inline, in Dutch."""
     opleider.locator("#t-analyse").get_by_role("button").click()
     expect(state_of(opleider)).to_have_text("Analyse")
 
-    # a missing required field: the engine's unmet precondition, inline, in Dutch
     discuss = opleider.locator("#t-discuss")
     discuss.get_by_role("button").click()
     expect(opleider.locator("#t-discuss .error")).to_have_text("Kernprobleem is verplicht")
@@ -66,7 +87,9 @@ def test_it_walks_a_trajectory_into_guidance_while_the_aios_signs(live, new_cont
     opleider.locator("#t-draft_plan").get_by_role("button").click()
     expect(state_of(opleider)).to_have_text("Verbeterplan")
 
-    # the improvement plan, generated from the document spec (a list: one item per line)
+
+def _write_and_sign_the_plan(opleider):
+    """The improvement plan, generated from the document spec (a list: one item per line), saved and signed."""
     plan = opleider.locator("#docform-improvement_plan")
     plan.get_by_label("Leerdoelen (SMART)").fill("Zelfstandig screenen binnen 30 minuten\nOverdracht volgens SBAR")
     plan.get_by_label("Aanpak").fill("Wekelijkse casuïstiek met de supervisor")
@@ -79,16 +102,19 @@ def test_it_walks_a_trajectory_into_guidance_while_the_aios_signs(live, new_cont
     document.locator(".sign").get_by_role("button", name="Ondertekenen").click()
     expect(opleider.locator(".flash")).to_contain_text("Ondertekend: akkoord")
 
-    # not yet: the aios has not signed; said in plain Dutch next to the form
+
+def _try_to_start_guidance(opleider):
+    """Not yet: the aios has not signed; said in plain Dutch next to the form."""
     start = opleider.locator("#t-start_guidance")
     start.get_by_label("IOP bijgewerkt door de aios").check()
     start.get_by_role("button").click()
     expect(opleider.locator("#t-start_guidance .error-summary")).to_contain_text(
         "Verbeterplan (versie 1) is nog niet door iedereen ondertekend")
 
-    # meanwhile, in another browser: the aios logs in with a password and signs "seen, not agreed"
-    aios = new_context().new_page()
-    password_login(aios, email("aios", "meander", 1), live.password)
+
+def _aios_signs_seen_not_agreed(aios, password: str):
+    """Meanwhile, in another browser: the aios logs in with a password and signs "seen, not agreed"."""
+    password_login(aios, email("aios", "meander", 1), password)
     waiting = aios.locator("section", has=aios.get_by_role("heading", name="Wacht op uw handtekening"))
     waiting.get_by_role("link", name=re.compile("Verbeterplan")).first.click()
     sign = aios.locator("#doc-improvement_plan .sign")
@@ -99,7 +125,10 @@ def test_it_walks_a_trajectory_into_guidance_while_the_aios_signs(live, new_cont
     expect(aios.locator("#doc-improvement_plan .badge")).to_have_text("door iedereen ondertekend")
     shoot(aios, "case-aios-signed")
 
-    opleider.goto(case_url)
+
+def _start_guidance(opleider):
+    """With every signature in, the trajectory goes into guidance, with the plan's deadline and the aios's
+    reservation on the timeline."""
     start = opleider.locator("#t-start_guidance")
     start.get_by_label("IOP bijgewerkt door de aios").check()
     start.get_by_role("button").click()
