@@ -177,3 +177,14 @@ def test_the_exclusion_still_hides_the_case_from_someone_else_of_the_level(world
     case = ok(_signal_about(world, world.users["coc"]), 201)
     assert world.api("coc").get(f"/cases/{case['id']}").status_code == 404
     assert ok(world.api("rso").get(f"/cases/{case['id']}"))["state"] == "signalled"
+
+
+def test_the_case_list_page_logs_every_personal_case_it_shows(world):
+    from flows import browser
+
+    case = open_internal(world.api("opleider"), world.users["aios"])
+    assert browser(world, "coc").get("/cases").status_code == 200
+    with world.app.app_context():
+        rows = db.session.scalars(select(AccessLog.case_id).where(AccessLog.user_id == world.users["coc"],
+                                                                   AccessLog.detail == "/cases")).all()
+    assert rows == [case["id"]]

@@ -281,7 +281,8 @@ def case_list():
     cases = list(db.session.scalars(q.order_by(Case.id.desc()).limit(51)).unique())
     more = len(cases) > 50
     cases = cases[:50]
-    rows = _listed(data.case_rows(cases, moment, actor))
+    rows = data.case_rows(cases, moment, actor)
+    log_reads([r.case for r in rows], "list")
     next_url = url_for("ui.case_list", workflow=workflow or None, status=status, before=cases[-1].id) if more else None
     page = render_template("cases.html", rows=rows, workflows=sorted(latest.values(), key=lambda d: d.key),
                            workflow=workflow, status=status, next_url=next_url)
