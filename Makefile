@@ -41,7 +41,7 @@ run: venv
 	$(RUN_ENV) $(BIN)/traject run
 
 test: venv
-	scripts/with-postgres $(BIN)/python -m pytest $(PYTEST_ARGS)
+	PYTHON=$(BIN)/python scripts/with-postgres scripts/test-suite $(PYTEST_ARGS)
 
 # Benchmarks (bench/): never part of `make test`. The `bench` extra brings SpiffWorkflow, gunicorn,
 # psutil and py-spy; scripts/with-postgres a throwaway cluster, whose fsync the full run switches on for a
