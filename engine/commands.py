@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from . import audit, fields, outbox
-from .calendar import end_of_day
+from .calendar import end_of_day, local_date
 from .canonical import canonical_json, sha256_hex
 from .clock import FixedClock, SystemClock
 from .deadlines import due_date, next_look
@@ -217,6 +217,7 @@ class Engine:
         case.institution = inst
         if parent is not None:
             case.parent_id = parent.id
+        data = self._with_defaults(definition.open.input, data, now)
         ctx = self._context(session, case, definition, actor, now, data, None)
         self._check_step(ctx, definition.open)
         case.data = self._new_data(case.data, data, definition.open, actor, now)
@@ -302,6 +303,7 @@ class Engine:
         case = self._load_for_transition(session, actor, case_id, expected_version)
         definition = self.definition(case.definition)
         step, dest = self._allowed_step(session, actor, case, definition, trigger)
+        data = self._with_defaults(step.input, data, now)
         ctx = self._context(session, case, definition, actor, now, data, trigger)
         self._check_step(ctx, step)
         from_state = case.state
@@ -510,13 +512,30 @@ class Engine:
         return Context(session=session, case=case, definition=definition, actor=actor, now=now, data=merged,
                        input=data, config=self.config, trigger=trigger, engine=self)
 
+    def _with_defaults(self, specs: dict, data: dict, now: datetime) -> dict:
+        """Fields a client left out that the definition can fill: the day of the step, or another input."""
+        filled = dict(data)
+        for name, spec in specs.items():
+            default = spec.get("default")
+            if not default or not fields.is_empty(filled.get(name)):
+                continue
+            if default == "today":
+                filled[name] = local_date(now, self.config.timezone).isoformat()
+            elif not fields.is_empty(data.get(default[len("field:"):])):
+                filled[name] = data[default[len("field:"):]]
+        return filled
+
     def _check_step(self, ctx: Context, step: Step) -> None:
         # Only declared inputs: the engine's own fields (e.g. collected evaluations) are never writable.
         errors = {f"data.{key}": ["not an input of this step"] for key in sorted(set(ctx.input) - set(step.input))}
         if errors:
             raise ValidationError("unknown data fields: " + ", ".join(sorted(errors)), errors)
+        today = local_date(ctx.now, self.config.timezone)
         for name, spec in step.input.items():
             errors.update(fields.type_errors(spec, ctx.input.get(name), f"data.{name}"))
+            day = fields.parse_date(ctx.input.get(name)) if spec.get("not_future") else None
+            if day is not None and day > today and f"data.{name}" not in errors:
+                errors[f"data.{name}"] = "must not be in the future"
         if errors:
             raise ValidationError("invalid data: " + "; ".join(f"{k} {v}" for k, v in errors.items()), errors)
         problems = []

@@ -40,6 +40,9 @@ class FieldSpecSchema(Schema):
     choices = f.List(f.String(), load_default=None)
     fields = f.Dict(keys=f.String(), values=f.Nested(lambda: FieldSpecSchema()), load_default=None)
     items = f.Nested(lambda: FieldSpecSchema(), load_default=None)  # a list of these instead of strings
+    # When the client leaves the field out: "today" (the region's date) or "field:<name>" (another input's value).
+    default = f.String(load_default=None, validate=validate.Regexp(r"^(today|field:[a-z_][a-z0-9_]*)$"))
+    not_future = f.Boolean(load_default=False)  # a date: never after today (a decision cannot be dated ahead)
 
     @validates_schema
     def _choices(self, data, **kwargs):

@@ -767,7 +767,7 @@ def test_a_failing_linked_case_undoes_the_whole_transition(world):
     with nothing_written(world, case["id"], reader=opleider):
         response = opleider.post(f"/cases/{case['id']}/transitions", json={
             "trigger": "intensify", "expected_version": case["version"],
-            "data": {"report": "Onvoldoende", "decision_moment": "progress_meeting", "decision_date": "2026-04-02",
+            "data": {"report": "Onvoldoende", "decision_moment": "progress_meeting", "decision_date": "2026-03-02",
                      "reasons": "Geen verbetering", "aios_informed_of_dispute_procedure": True}})
         assert 400 <= response.status_code < 500
         error(response, response.status_code, response.get_json()["error"]["code"])

@@ -57,7 +57,7 @@ def test_it_intensifies_into_a_linked_gbt_case(world):
     case = fire(opleider, case, "record_evaluation", evaluation(False))
     case = fire(opleider, case, "intensify", {
         "report": "Onvoldoende voortgang", "decision_moment": "progress_meeting",
-        "aios_informed_of_dispute_procedure": True, "decision_date": "2026-04-02", "reasons": "Geen verbetering"})
+        "aios_informed_of_dispute_procedure": True, "decision_date": "2026-03-02", "reasons": "Geen verbetering"})
     assert case["state"] == "intensified"
     [child_id] = case["child_ids"]
     child = ok(aios.get(f"/cases/{child_id}"))
@@ -79,8 +79,8 @@ def test_it_refuses_to_intensify_without_an_insufficient_evaluation_and_names_ev
     body = fire(opleider, case, "intensify", {}, status=422)
     assert body["error"]["code"] == "precondition_failed"
     fields = {u["field"] for u in body["error"]["details"]["unmet"]}
-    assert fields == {"data.report", "data.decision_moment", "data.decision_date", "data.reasons",
-                      "data.aios_informed_of_dispute_procedure", "data.evaluations"}
+    assert fields == {"data.report", "data.decision_moment", "data.aios_informed_of_dispute_procedure",
+                      "data.evaluations"}  # decision_date and reasons have defaults (CONTRACT.md section 4)
     assert all(u["message"] and u["message_nl"] for u in body["error"]["details"]["unmet"])
     assert ok(opleider.get(f"/cases/{case['id']}"))["version"] == case["version"]
 

@@ -143,7 +143,7 @@ def test_a_legal_hold_and_an_open_linked_case_keep_a_case(app, world, runner):
     stepped = fire(opleider, stepped, "record_evaluation", evaluation(False))
     stepped = fire(opleider, stepped, "intensify", {
         "report": "Onvoldoende voortgang", "decision_moment": "progress_meeting",
-        "aios_informed_of_dispute_procedure": True, "decision_date": "2026-04-02", "reasons": "Geen verbetering"})
+        "aios_informed_of_dispute_procedure": True, "decision_date": "2026-03-02", "reasons": "Geen verbetering"})
     [gbt_id] = stepped["child_ids"]
     held, _ = closed_case(world)
 

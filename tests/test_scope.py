@@ -200,7 +200,7 @@ def test_hr_sees_a_gbt_opened_by_intensify_but_not_its_internal_parent(world):
     case = to_guidance(opleider, aios, open_internal(opleider, world.users["aios"]))
     case = fire(opleider, case, "record_evaluation", evaluation(False))
     case = fire(opleider, case, "intensify", {"report": "Onvoldoende", "decision_moment": "progress_meeting",
-                                              "decision_date": "2026-04-02", "reasons": "Geen verbetering",
+                                              "decision_date": "2026-03-02", "reasons": "Geen verbetering",
                                               "aios_informed_of_dispute_procedure": True})
     [child_id] = case["child_ids"]
     child = ok(hr.get(f"/cases/{child_id}"))

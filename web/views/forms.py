@@ -210,6 +210,7 @@ _KNOWN = {
     "must be a string": lambda: _("Enter text."),
     "must be a date as YYYY-MM-DD between 1900 and 2199": lambda: _("Enter a date as DD-MM-YYYY."),
     "must not contain control characters": lambda: _("Remove the invisible characters (such as a line break)."),
+    "must not be in the future": lambda: _("This date cannot lie in the future."),
     "must be true or false": lambda: _("Choose yes or no."),
     "must be a whole number": lambda: _("Enter a whole number."),
     "must be a list of strings": lambda: _("Enter one item per line."),
