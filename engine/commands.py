@@ -258,15 +258,10 @@ class Engine:
         session.add(CaseExclusion(case_id=case.id, user_id=uid))
         session.flush()
 
-    @staticmethod
-    def _only_owner(session, case: Case, role: str, uid: int) -> bool:
-        """Whether `uid` holds `role` for the case and nobody else active does."""
-        for_case = (RoleAssignment.role == role) & (
-            (RoleAssignment.institution_id == case.institution_id)
-            | (RoleAssignment.institution_id.is_(None) & (RoleAssignment.region_id == case.region_id)))
-        holders = set(session.scalars(select(RoleAssignment.user_id).join(User, User.id == RoleAssignment.user_id)
-                                      .where(for_case, User.active.is_(True))))
-        return uid in holders and not holders - {uid}
+    def _only_owner(self, session, case: Case, role: str, uid: int) -> bool:
+        """Whether `uid` is the one active holder of `role` for the case (those the level's mail goes to)."""
+        holders = {holder for holder, _address in self.recipients(session, case, role)}
+        return holders == {uid}
 
     def _check_subject(self, session, definition, inst, subject_id) -> None:
         role = definition.subject.get("role")
@@ -521,8 +516,10 @@ class Engine:
                 continue
             if default == "today":
                 filled[name] = local_date(now, self.config.timezone).isoformat()
-            elif not fields.is_empty(data.get(default[len("field:"):])):
-                filled[name] = data[default[len("field:"):]]
+            else:  # "field:<name>"
+                source = data.get(default.removeprefix("field:"))
+                if not fields.is_empty(source):
+                    filled[name] = source
         return filled
 
     def _check_step(self, ctx: Context, step: Step) -> None:

@@ -67,12 +67,11 @@ def disclosure(confidential: dict[str, list[str]], case: Case, actor: Actor, mar
     if actor.superuser:
         roles.add("superuser")
     opener = case.opened_by_id is not None and case.opened_by_id == actor.id
-    hidden = {name for name, allowed in confidential.items()
+    return for_roles(confidential, roles, marker, opener=opener)
+
+
+def for_roles(confidential: dict[str, list[str]], roles: set[str], marker: str, opener: bool = False) -> Disclosure:
+    """The disclosure for a reader known by role (e.g. the person a subject access export is for)."""
+    hidden = {name for name, allowed in (confidential or {}).items()
               if not roles & set(allowed) and not (name == OPENER_FIELD and opener)}
     return Disclosure(frozenset(hidden), marker)
-
-
-def for_roles(confidential: dict[str, list[str]], roles: set[str], marker: str) -> Disclosure:
-    """The disclosure for a reader known only by role (e.g. the person a subject access export is for)."""
-    return Disclosure(frozenset(name for name, allowed in (confidential or {}).items() if not roles & set(allowed)),
-                      marker)

@@ -16,14 +16,22 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from .models import Notification, OutboxStatus
+from .models import Notification, OutboxStatus, RoleAssignment, User
 
 SUBJECT_MAX = 300
 KEY_MAX = 200
+
+
+def active_holders(session: Session, roles) -> list[int]:
+    """Active users holding any of `roles` anywhere: whom an operational alert goes to (the admins)."""
+    return list(session.scalars(
+        select(User.id).join(RoleAssignment, RoleAssignment.user_id == User.id)
+        .where(RoleAssignment.role.in_(tuple(roles)), User.active.is_(True)).distinct().order_by(User.id)))
 
 
 def recipient_key(uid: int | None, address: str | None) -> str:

@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from engine import outbox as rows
 from engine.fields import control_characters
-from engine.models import OUTBOX_CLAIMABLE, AuditEvent, Notification, OutboxStatus, RoleAssignment, User
+from engine.models import OUTBOX_CLAIMABLE, AuditEvent, Notification, OutboxStatus
 
 from .backends import DeliveryError
 from .render import MailSettings, compose
@@ -210,8 +210,7 @@ def _unbuildable(session: Session, notification_id: int, attempt: int, reason: s
 def _tell_unbuildable(session: Session, n: Notification, reason: str, now: datetime) -> None:
     sender = session.scalar(select(AuditEvent.actor_id).where(AuditEvent.case_id == n.case_id,
                                                               AuditEvent.seq == n.event_seq)) if n.event_seq else None
-    admins = set(session.scalars(select(User.id).join(RoleAssignment, RoleAssignment.user_id == User.id)
-                                 .where(RoleAssignment.role == "admin", User.active.is_(True))))
+    admins = set(rows.active_holders(session, ("admin",)))
     where = f"zaak {n.case_id}" if n.case_id else "Traject"
     body = (f"Een bericht over {where} kon niet worden opgemaakt en is niet verstuurd "
             f"(bericht {n.id}, aan {'een gebruiker' if n.recipient_user_id else n.recipient_address}).\n"

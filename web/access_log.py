@@ -22,6 +22,13 @@ def log_read(case: Case, action: str) -> None:
     log_reads([case], action)
 
 
+def visible_case(case_id: int, action: str) -> Case:
+    """The case if it is in the reader's scope (else 404), its read written to the access log."""
+    case = engine().get_case(db.session, g.actor, case_id)
+    log_read(case, action)
+    return case
+
+
 def log_reads(cases: list[Case], action: str) -> None:
     """One INSERT for a whole page of cases (executemany), whatever the page size."""
     _write([c.id for c in cases if engine().definition(c.definition).category == "personal"], action)

@@ -4,12 +4,8 @@ from __future__ import annotations
 from flask import g, request
 from flask_smorest import Blueprint
 
-from engine.models import Case
-
 from .. import auth
-from ..access_log import log_read
 from ..errors import error_response
-from ..extensions import db
 from ..runtime import engine, now
 
 api = Blueprint("api", __name__, url_prefix="/api/v1", description="Traject API")
@@ -29,9 +25,3 @@ def _authenticate():
     g.actor = engine().actor_for(user)
     return None
 
-
-def visible_case(case_id: int, action: str) -> Case:
-    """The case if it is in your scope (else 404), its read written to the access log."""
-    case = engine().get_case(db.session, g.actor, case_id)
-    log_read(case, action)
-    return case

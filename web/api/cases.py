@@ -23,10 +23,10 @@ from engine.models import (
 )
 
 from .. import exports
-from ..access_log import log_reads
+from ..access_log import log_reads, visible_case
 from ..extensions import db
 from ..runtime import engine, now
-from .blueprint import api, visible_case
+from .blueprint import api
 from .documents import document_out
 from .openapi import BINARY
 from .schemas import (

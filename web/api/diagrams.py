@@ -7,12 +7,13 @@ from sqlalchemy import select
 
 from engine.models import AuditEvent
 
+from ..access_log import visible_case
 from ..errors import error_response
 from ..extensions import db
 from ..runtime import engine
 from ..security import svg_policy
 from ..svg import state_diagram
-from .blueprint import api, visible_case
+from .blueprint import api
 from .openapi import TEXT
 
 DIAGRAM_STYLE = (

@@ -9,7 +9,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from notifications import pdf
 
-from ..access_log import log_read
+from ..access_log import log_read, visible_case
 from ..extensions import db
 from ..runtime import engine, now
 from .dossier import DEFAULT_MAX_DOCUMENTS, TooLarge, export
@@ -28,8 +28,7 @@ def document_pdf(document_id: int) -> Response:
 
 def dossier_zip(case_id: int) -> Response:
     """The sealed dossier of the case and its linked cases (404 outside your scope; the export is logged)."""
-    case = engine().get_case(db.session, g.actor, case_id)
-    log_read(case, "dossier_export")
+    visible_case(case_id, "dossier_export")
     db.session.commit()  # the access-log row first: a long render must not hold the write lock
     limit = current_app.config.get("TRAJECT_DOSSIER_MAX_DOCUMENTS", DEFAULT_MAX_DOCUMENTS)
     try:

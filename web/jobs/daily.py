@@ -21,7 +21,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DatabaseError, IntegrityError
 
 from engine import audit, outbox, privacy
-from engine.models import Case, Notification, RoleAssignment, User
+from engine.models import Case, Notification
 
 from ..extensions import db
 
@@ -41,9 +41,7 @@ def pseudonym_key(app: Flask) -> bytes:
 
 
 def admins(session) -> list[int]:
-    return list(session.scalars(
-        select(User.id).join(RoleAssignment, RoleAssignment.user_id == User.id)
-        .where(RoleAssignment.role == "admin", User.active.is_(True)).distinct().order_by(User.id)))
+    return outbox.active_holders(session, ("admin",))
 
 
 def break_key(brk: audit.Break) -> str:
