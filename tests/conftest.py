@@ -29,6 +29,23 @@ def _backends():
     return params
 
 
+def _worker_database(url):
+    """Each pytest-xdist worker gets a database of its own in the one cluster (tests empty tables)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    from sqlalchemy.engine import make_url
+
+    base = make_url(url)
+    name = f"{base.database}_{worker}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
 @pytest.fixture(scope="session", params=_backends())
 def database_url(request, tmp_path_factory):
     if request.param == "sqlite":
@@ -36,7 +53,7 @@ def database_url(request, tmp_path_factory):
     else:
         if not PG_URL:
             pytest.fail("CI needs PostgreSQL: run the suite through scripts/with-postgres (make test)")
-        url = PG_URL
+        url = _worker_database(PG_URL)
         eng = create_engine(url)
         with eng.begin() as conn:  # a clean schema for this run
             conn.execute(text("DROP SCHEMA public CASCADE"))
