@@ -12,7 +12,7 @@ from datetime import datetime
 from time import monotonic as _monotonic
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -33,8 +33,10 @@ from .models import (
     DeadlineStatus,
     Document,
     Institution,
+    Programme,
     RoleAssignment,
     Signature,
+    TrainingRecord,
     User,
     Verdict,
     WorkflowDefinition,
@@ -53,6 +55,11 @@ class EngineConfig:
     reminder_hour: int = 9
     # The language of the texts the engine stores (outbox subjects, automatic reasons); see Registry.text.
     language: str = "nl"
+    # Roles bound to one programme (a null programme on their assignment: the default one).
+    programme_roles: tuple[str, ...] = ()
+    default_programme: str = ""
+    # deputy role → the role it may act as, on the responsible's behalf
+    deputies: dict[str, str] = field(default_factory=dict)
 
 
 class _Caches:
@@ -115,11 +122,14 @@ class Engine:
         }
 
     def actor_for(self, user: User) -> Actor:
+        bound, default = self.config.programme_roles, self.config.default_programme
         assignments = tuple(
-            (a.role, a.institution_id, a.region_id) for a in sorted(user.roles, key=lambda a: (a.role, a.id or 0))
+            (a.role, a.institution_id, a.region_id, (a.programme or default) if a.role in bound else None)
+            for a in sorted(user.roles, key=lambda a: (a.role, a.id or 0))
         )
         superuser = any(a.role in self.config.superuser_roles for a in user.roles)
-        return Actor(id=user.id, assignments=assignments, superuser=superuser, name=user.name)
+        return Actor(id=user.id, assignments=assignments, superuser=superuser, name=user.name,
+                     default_programme=default, deputies=tuple(sorted(self.config.deputies.items())))
 
     # -- reading (always scoped) ------------------------------------------------
 
@@ -178,7 +188,8 @@ class Engine:
 
     def open_case(self, session: Session, actor: Actor, *, workflow: str, institution: str | int,
                   subject_id: int | None = None, parent_id: int | None = None, title: str = "",
-                  data: dict | None = None, responsible_id: int | None = None) -> Case:
+                  data: dict | None = None, responsible_id: int | None = None,
+                  programme: str | None = None) -> Case:
         now = self.clock.now()
         data = data or {}
         if not isinstance(data, dict):
@@ -192,7 +203,8 @@ class Engine:
         inst = session.scalars(inst_q).one_or_none()
         if inst is None:
             raise ValidationError("unknown institution", {"institution": ["unknown institution"]})
-        roles = actor.roles_at(inst.id, inst.region_id)
+        programme = self._programme_of(session, actor, inst, subject_id, programme)
+        roles = actor.roles_at(inst.id, inst.region_id, programme)
         if not permits(definition.open.roles, roles):
             raise Forbidden(f"your role may not open a case of workflow {workflow} at {inst.code}",
                             {"allowed_roles": list(definition.open.roles)})
@@ -211,6 +223,7 @@ class Engine:
             workflow_key=workflow, definition_id=definition.row_id, region_id=inst.region_id, institution_id=inst.id,
             subject_id=subject_id, opened_by_id=actor.id, responsible_id=responsible_id or actor.id,
             parent_id=parent_id, title=_title(title), state=definition.open.dest, version=1, data={},
+            programme=programme,
             opened_at=now, updated_at=now, audit_seq=0, audit_head="",
         )
         case.definition = session.get(WorkflowDefinition, definition.row_id)
@@ -234,6 +247,22 @@ class Engine:
         self._write_notifications(ctx, definition, definition.open, event.seq)
         self._notify_owner(ctx, definition, case.state, event.seq)
         return case
+
+    def _programme_of(self, session, actor: Actor, inst: Institution, subject_id, asked: str | None) -> str:
+        """A case's programme: its subject's (by the training record; an aios without one is of the
+        default); a case about no one: the one asked for, else the opener's own at that institution when
+        they serve exactly one, else the region's default."""
+        if subject_id is not None:
+            found = session.scalar(select(TrainingRecord.programme).where(TrainingRecord.subject_id == subject_id))
+            return found or self.config.default_programme or None
+        if asked:
+            if not isinstance(asked, str) or session.scalar(
+                    select(Programme.id).where(Programme.code == asked, Programme.region_id == inst.region_id)) is None:
+                raise ValidationError("unknown programme", {"programme": ["unknown programme"]})
+            return asked
+        own = {prog for _role, i, region, prog in actor.assignments
+               if prog and (i == inst.id or (i is None and region == inst.region_id))}
+        return own.pop() if len(own) == 1 else self.config.default_programme or None
 
     def _exclude(self, session, definition, case, data) -> None:
         """The person a signal is about never sees the case and is skipped in routing.
@@ -342,8 +371,10 @@ class Engine:
         if skipped:
             effects.append({"effect": "skipped_levels", "levels": skipped})
         new_data = self._new_data(case.data, ctx.input, step, ctx.actor, now)
+        on_behalf = self._on_behalf(ctx, step)
         event = audit.new_event(case, now, ctx.actor.id, "transition", trigger=step.trigger, from_state=case.state,
                                 to_state=dest, data={"input": ctx.input, **({"effects": effects} if effects else {}),
+                                                     **({"on_behalf_of": on_behalf} if on_behalf else {}),
                                                      audit.CASE_DATA_KEY: audit.case_data_hash(new_data)})
         closing = dest in definition.final_states
         values = dict(state=dest, version=case.version + 1, data=new_data, audit_seq=event.seq,
@@ -361,6 +392,14 @@ class Engine:
             set_committed_value(case, key, value)
         session.add(event)
         return event, closing
+
+    @staticmethod
+    def _on_behalf(ctx: Context, step: Step) -> int | None:
+        """A deputy's step that their own roles would not allow is taken on the responsible's behalf."""
+        borrowed = ctx.actor.borrowed_on(ctx.case)
+        if borrowed and not may(ctx.definition, step, ctx.case.state, ctx.actor.roles_on(ctx.case) - borrowed, False):
+            return ctx.case.responsible_id
+        return None
 
     def _after_transition(self, ctx: Context, step: Step, from_state: str, seq: int, closing: bool) -> None:
         session, case, now = ctx.session, ctx.case, ctx.now
@@ -631,20 +670,33 @@ class Engine:
         if to.startswith("external:"):
             address = self.config.external_recipients.get(to.split(":", 1)[1])
             return [(None, address)] if address else []
+        role, _, where = to.partition("@")
+        institution_id = self._subject_institution(session, case, where) if where else case.institution_id
         excluded = select(CaseExclusion.user_id).where(CaseExclusion.case_id == case.id)
         q = (select(RoleAssignment.user_id).join(User, User.id == RoleAssignment.user_id)
-             .where(RoleAssignment.role == to, User.active.is_(True), RoleAssignment.user_id.not_in(excluded))
-             .where((RoleAssignment.institution_id == case.institution_id)
+             .where(RoleAssignment.role == role, User.active.is_(True), RoleAssignment.user_id.not_in(excluded))
+             .where((RoleAssignment.institution_id == institution_id)
                     | (RoleAssignment.institution_id.is_(None) & (RoleAssignment.region_id == case.region_id)))
              .order_by(RoleAssignment.user_id).distinct())
+        if role in self.config.programme_roles:
+            programme = case.programme or self.config.default_programme
+            q = q.where(func.coalesce(RoleAssignment.programme, self.config.default_programme) == programme)
         return [(uid, None) for uid in session.scalars(q)]
+
+    @staticmethod
+    def _subject_institution(session: Session, case: Case, where: str) -> int:
+        """`employer` or `placement` of the case's subject by their training record; else where the case sits."""
+        column = {"employer": TrainingRecord.employer_id, "placement": TrainingRecord.placement_id}[where]
+        found = session.scalar(select(column).where(TrainingRecord.subject_id == case.subject_id)) \
+            if case.subject_id else None
+        return found or case.institution_id
 
     def _write_notifications(self, ctx: Context, definition: Definition, step: Step, seq: int) -> None:
         for spec in step.notify:
             subject = outbox.safe_format(spec["subject"], title=ctx.case.title or definition.title,
                                          workflow=definition.title, case_id=ctx.case.id)
             for uid, address in self.recipients(ctx.session, ctx.case, spec["to"]):
-                self._queue(ctx, seq, uid, address, spec["to"], spec["kind"], subject)
+                self._queue(ctx, seq, uid, address, spec["to"].partition("@")[0], spec["kind"], subject)
 
     def _queue(self, ctx: Context, seq, uid, address, role, kind, subject, attachments=()) -> None:
         key = f"{ctx.case.id}:{seq}:{outbox.recipient_key(uid, address)}:{kind}"
@@ -655,7 +707,8 @@ class Engine:
         """Queue the document as a PDF attachment to every recipient of `to`; returns how many."""
         recipients = self.recipients(ctx.session, ctx.case, to)
         for uid, address in recipients:
-            self._queue(ctx, seq, uid, address, to, kind, subject, [{"type": "document_pdf", "document_id": doc.id}])
+            self._queue(ctx, seq, uid, address, to.partition("@")[0], kind, subject,
+                        [{"type": "document_pdf", "document_id": doc.id}])
         return len(recipients)
 
 

@@ -88,7 +88,8 @@ class DeadlineSpecSchema(Schema):
 
 
 class NotifySchema(Schema):
-    to = f.String(required=True)  # subject | opener | responsible | <role> | external:<name>
+    # subject | opener | responsible | <role> | <role>@employer | <role>@placement | external:<name>
+    to = f.String(required=True)
     kind = f.String(required=True)
     subject = f.String(required=True)
     subject_en = f.String(load_default="")
@@ -166,7 +167,8 @@ class DefinitionSchema(Schema):
     category = f.String(load_default="organisational", validate=validate.OneOf(("personal", "organisational")))
     subject = f.Nested(SubjectSchema, load_default=lambda: {"required": False, "role": None, "default": None})
     visibility = f.Dict(
-        keys=f.String(), values=f.String(validate=validate.OneOf(("institution", "region"))), load_default=dict
+        keys=f.String(), values=f.String(validate=validate.OneOf(("institution", "region", "employer"))),
+        load_default=dict
     )
     states = f.List(f.Nested(StateSchema), required=True, validate=validate.Length(min=1))
     open = f.Nested(OpenSchema, required=True)

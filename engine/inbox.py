@@ -57,7 +57,7 @@ def awaiting_signature(session: Session, scope, actor: Actor) -> list[tuple[Docu
 def inbox(session: Session, engine, actor: Actor, now: datetime, horizon_days: int = 14) -> list[dict]:
     definitions = engine.latest(session)
     scope = engine.scope(session, actor)
-    role_names = {role for role, _, _ in actor.assignments}
+    role_names = {role for role, *_ in actor.assignments}
     items: dict[tuple, dict] = {}
 
     def add(case: Case, reason: str, due_at=None, detail: str = "", deadline_id=None, document_id=None):

@@ -1,7 +1,7 @@
 """SQLAlchemy 2 models. UTC in the database; aware datetimes in Python."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from enum import StrEnum
 from typing import Any, Optional
 
@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -153,6 +154,8 @@ class RoleAssignment(Base):
     role: Mapped[str] = mapped_column(String(40))
     institution_id: Mapped[Optional[int]] = mapped_column(ForeignKey("institution.id"))
     region_id: Mapped[int] = mapped_column(ForeignKey("region.id"))
+    # The training programme (specialty) a programme-bound role serves; null: the region's default.
+    programme: Mapped[Optional[str]] = mapped_column(String(64))
 
     user: Mapped[User] = relationship(back_populates="roles")
     institution: Mapped[Optional[Institution]] = relationship(lazy="joined")
@@ -186,6 +189,8 @@ class Case(Base):
     opened_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
     responsible_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id"))
     parent_id: Mapped[Optional[int]] = mapped_column(ForeignKey("case_file.id"), index=True)
+    # The programme the case belongs to, fixed at opening (the subject's record, else the region's default).
+    programme: Mapped[Optional[str]] = mapped_column(String(64))
     title: Mapped[str] = mapped_column(String(300), default="")
     state: Mapped[str] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -204,6 +209,60 @@ class Case(Base):
         Index("ix_case_file_scope", "institution_id", "workflow_key", "state"),
         Index("ix_case_file_region", "region_id", "workflow_key"),
     )
+
+
+class Programme(Base):
+    """A specialty's training in the region (e.g. anesthesiologie)."""
+
+    __tablename__ = "programme"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    region_id: Mapped[int] = mapped_column(ForeignKey("region.id"))
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class RecordStatus(StrEnum):
+    IN_TRAINING = "in_training"
+    EXTENDED = "extended"
+    COMPLETED = "completed"
+    TERMINATED = "terminated"
+
+
+class TrainingRecord(Base):
+    """What the region knows of one subject's training: programme, term, employer and placement.
+
+    Every change is a `TrainingRecordEvent` in a hash chain of its own (like a case's audit trail)."""
+
+    __tablename__ = "training_record"
+    subject_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True)
+    region_id: Mapped[int] = mapped_column(ForeignKey("region.id"))
+    programme: Mapped[str] = mapped_column(String(64))
+    start_date: Mapped[Optional[date]] = mapped_column(Date)
+    expected_end_date: Mapped[Optional[date]] = mapped_column(Date)
+    employer_id: Mapped[Optional[int]] = mapped_column(ForeignKey("institution.id"), index=True)
+    placement_id: Mapped[Optional[int]] = mapped_column(ForeignKey("institution.id"), index=True)
+    responsible_opleider_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id"))
+    deputy_opleider_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id"))
+    status: Mapped[str] = mapped_column(String(20), default=RecordStatus.IN_TRAINING)
+    updated_at: Mapped[datetime]
+    audit_seq: Mapped[int] = mapped_column(Integer, default=0)
+    audit_head: Mapped[str] = mapped_column(String(64), default="")
+
+
+class TrainingRecordEvent(Base):
+    """One change of a training record: who, when, why, the fields before and after."""
+
+    __tablename__ = "training_record_event"
+    subject_id: Mapped[int] = mapped_column(ForeignKey("training_record.subject_id", ondelete="CASCADE"),
+                                            primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime]
+    actor_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id"))
+    case_id: Mapped[Optional[int]] = mapped_column(BigId)  # the case whose step changed it, if any
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    changes: Mapped[dict[str, Any]] = mapped_column(default=dict)  # field → [before, after]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 class CaseExclusion(Base):
@@ -347,7 +406,9 @@ class AccessLog(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     at: Mapped[datetime]
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
-    case_id: Mapped[int] = mapped_column(BigId, ForeignKey("case_file.id"), index=True)
+    case_id: Mapped[Optional[int]] = mapped_column(BigId, ForeignKey("case_file.id"), index=True)
+    # a read of a training record (no case): whose record it was
+    subject_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id"), index=True)
     action: Mapped[str] = mapped_column(String(40))
     detail: Mapped[str] = mapped_column(String(300), default="")
 

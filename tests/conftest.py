@@ -134,6 +134,9 @@ class Api:
     def post(self, path, json=None, **kw):
         return self.client.post("/api/v1" + path, json=json, headers=self._headers(), **kw)
 
+    def put(self, path, json=None, **kw):
+        return self.client.put("/api/v1" + path, json=json, headers=self._headers(), **kw)
+
 
 @dataclass
 class World:

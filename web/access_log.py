@@ -34,6 +34,13 @@ def log_reads(cases: list[Case], action: str) -> None:
     _write([c.id for c in cases if engine().definition(c.definition).category == "personal"], action)
 
 
+def log_record_read(subject_id: int, action: str = "record") -> None:
+    """A read of a training record is a read of personal data too."""
+    db.session.execute(insert(AccessLog), [{"at": now(), "user_id": g.user.id, "case_id": None,
+                                            "subject_id": subject_id, "action": action,
+                                            "detail": request.path[:300]}])
+
+
 def log_listed(items) -> None:
     """A list that names cases by (id, workflow key), as the inbox does: listing a personal case is reading it."""
     personal = {key for key, d in engine().latest(db.session).items() if d.category == "personal"}

@@ -17,8 +17,8 @@ from engine.clock import SystemClock
 from engine.commands import Engine, EngineConfig
 from engine.definitions import sync
 from engine.privacy import load_policies
-from workflows import load_definitions, load_region, make_registry
-from workflows.roles import SUPERUSER_ROLES
+from workflows import default_programme, load_definitions, load_region, make_registry
+from workflows.roles import DEPUTIES, PROGRAMME_ROLES, SUPERUSER_ROLES
 
 from .config import ConfigError
 from .extensions import db
@@ -49,7 +49,8 @@ def set_up(app: Flask) -> None:
     if app.config.get("RGS_ADDRESS"):
         recipients["rgs"] = app.config["RGS_ADDRESS"]
     config = EngineConfig(timezone=app.config["TRAJECT_TIMEZONE"], external_recipients=recipients,
-                          superuser_roles=SUPERUSER_ROLES)
+                          superuser_roles=SUPERUSER_ROLES, programme_roles=PROGRAMME_ROLES,
+                          default_programme=default_programme(region), deputies=DEPUTIES)
     app.extensions["traject"] = Engine(registry, config, app.config.get("CLOCK") or SystemClock())
     app.extensions["traject.definitions"] = definitions
     with app.app_context():

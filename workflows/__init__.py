@@ -27,6 +27,11 @@ def load_region(path: str | Path | None = None) -> dict:
     return data
 
 
+def default_programme(region: dict) -> str:
+    """The programme of whatever names none; a region without the setting has one programme."""
+    return str(((region.get("programmes") or {}).get("default")) or "anesthesiologie")
+
+
 def make_registry() -> Registry:
     registry = builtins.install(Registry())
     guards.install(registry)

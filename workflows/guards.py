@@ -4,9 +4,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from engine import records
 from engine.calendar import add_term, local_date, months_between_ok
 from engine.fields import parse_date
-from engine.models import Case
+from engine.models import Case, RecordStatus
 from engine.registry import Context, Registry, unmet
 
 
@@ -17,6 +18,8 @@ def install(registry: Registry) -> Registry:
     registry.guard("parent_is")(parent_is)
     registry.guard("subject_is_actor")(subject_is_actor)
     registry.guard("max_periods")(max_periods)
+    registry.guard("training_not_terminated")(training_not_terminated)
+    registry.effect("update_training_record")(update_training_record)
     return registry
 
 
@@ -108,3 +111,25 @@ def max_periods(ctx: Context, max: int):
         return None
     return unmet("max_periods", f"at most {max} consecutive periods are allowed",
                  f"hoogstens {max} opeenvolgende perioden zijn toegestaan", field="parent_id")
+
+
+def training_not_terminated(ctx: Context):
+    """No new trajectory for an aios whose training was terminated (a dispute against it stays open to them)."""
+    record = records.get(ctx.session, ctx.case.subject_id) if ctx.case.subject_id else None
+    if record is None or record.status != RecordStatus.TERMINATED:
+        return None
+    return unmet("training_not_terminated", "the training of this aios was terminated (training record)",
+                 "de opleiding van deze aios is beëindigd (opleidingsgegevens)", field="subject_id")
+
+
+def update_training_record(ctx: Context, status: str, expected_end_date: str | None = None):
+    """A step that decides on the training writes it into the aios' training record (CONTRACT.md section 7)."""
+    values = {"status": RecordStatus(status)}
+    if expected_end_date:
+        values["expected_end_date"] = parse_date(ctx.value(expected_end_date))
+    case = ctx.case
+    records.change(ctx.session, subject_id=case.subject_id, region_id=case.region_id,
+                   programme=case.programme or ctx.config.default_programme, actor_id=ctx.actor.id,
+                   values=values, now=ctx.now, reason=f"{case.workflow_key}:{ctx.trigger}", case_id=case.id,
+                   placement_id=case.institution_id)
+    return {"training_record": {k: v.isoformat() if hasattr(v, "isoformat") else str(v) for k, v in values.items()}}

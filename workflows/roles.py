@@ -25,15 +25,19 @@ class Role:
     label_nl: str  # the Dutch name in documents that are always Dutch (the subject access export)
     overview: bool = False  # sees the region overview (counts only), CONTRACT.md section 3
     superuser: bool = False  # sees and may do everything; every read is still access-logged
+    programme: bool = False  # bound to one training programme (CONTRACT.md section 7)
+    deputy_of: str = ""  # may do what this role may, recorded as acting on behalf of the case's responsible
 
 
 CATALOGUE: tuple[Role, ...] = (
-    Role("opleider", False, N_("Opleider"), "opleider"),
+    Role("opleider", False, N_("Opleider"), "opleider", programme=True),
+    Role("plv_opleider", False, N_("Deputy opleider"), "plv. opleider", programme=True, deputy_of="opleider"),
     Role("aios", False, N_("Aios"), "aios"),
     Role("coc_chair", False, N_("COC chair"), "voorzitter COC"),
     Role("hr", False, N_("HR"), "HR"),
     Role("rvb", False, N_("Board of directors"), "raad van bestuur"),
-    Role("rso_board", True, N_("RSO board"), "bestuur RSO", overview=True),
+    Role("rso_board", True, N_("RSO board"), "bestuur RSO", overview=True, programme=True),
+    Role("rso_chair", True, N_("RSO chair"), "voorzitter RSO", overview=True, programme=True),
     Role("r_coc_chair", True, N_("R-COC chair"), "voorzitter R-COC", overview=True),
     Role("regio_bestuur", True, N_("Regional board"), "regiobestuur", overview=True),
     Role("vertrouwenspersoon", True, N_("Confidential adviser"), "vertrouwenspersoon"),
@@ -53,8 +57,16 @@ INSTITUTION_ROLES: tuple[str, ...] = tuple(r.key for r in CATALOGUE if not r.reg
 REGIONAL_ROLES: tuple[str, ...] = tuple(r.key for r in CATALOGUE if r.regional)
 OVERVIEW_ROLES: tuple[str, ...] = tuple(r.key for r in CATALOGUE if r.overview)
 SUPERUSER_ROLES: tuple[str, ...] = tuple(r.key for r in CATALOGUE if r.superuser)
+PROGRAMME_ROLES: tuple[str, ...] = tuple(r.key for r in CATALOGUE if r.programme)
+DEPUTIES: dict[str, str] = {r.key: r.deputy_of for r in CATALOGUE if r.deputy_of}
 
 # What people call a role or a pseudo-role: English (to be translated) and Dutch.
 LABELS: dict[str, str] = {**{r.key: r.label for r in CATALOGUE}, **{k: v[0] for k, v in PSEUDO_LABELS.items()}}
 LABELS_NL: dict[str, str] = {**{r.key: r.label_nl for r in CATALOGUE},
                              **{k: v[1] for k, v in PSEUDO_LABELS.items()}}
+
+# Who reads and who edits a training record, and where they hold the role (CONTRACT.md section 7);
+# the aios reads their own, the administrator everything (docs/training-record.md).
+RECORD_READERS: dict[str, str] = {"opleider": "placement", "plv_opleider": "placement", "coc_chair": "placement",
+                                  "hr": "employer"}
+RECORD_EDITORS: dict[str, str] = {"opleider": "placement", "coc_chair": "placement"}

@@ -9,7 +9,7 @@ from flask import Flask
 from flask_smorest import Api
 
 from .. import errors
-from . import cases, diagrams, documents, inbox, overview, privacy, tokens, workflows  # noqa: F401  (routes)
+from . import cases, diagrams, documents, inbox, overview, privacy, records, tokens, workflows  # noqa: F401  (routes)
 from .blueprint import api
 from .openapi import ErrorResponses
 from .schemas import ErrorSchema

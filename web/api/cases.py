@@ -67,7 +67,8 @@ def serialize_cases(cases: list[Case]) -> list[dict]:
     return [
         {
             "id": c.id, "workflow": c.workflow_key, "workflow_version": c.definition.version,
-            "institution": c.institution.code, "subject_id": c.subject_id,
+            "institution": c.institution.code, "programme": c.programme or eng.config.default_programme,
+            "subject_id": c.subject_id,
             "opened_by": shown[c.id].opened_by(c),
             "responsible_id": c.responsible_id, "title": c.title, "state": c.state, "version": c.version,
             "opened_at": c.opened_at, "closed_at": c.closed_at, "data": shown[c.id].data(c.data),
@@ -135,7 +136,7 @@ class Cases(MethodView):
         case = engine().open_case(
             db.session, g.actor, workflow=body["workflow"], institution=body["institution"],
             subject_id=body.get("subject_id"), parent_id=body.get("parent_id"), title=body.get("title", ""),
-            data=body.get("data") or {},
+            data=body.get("data") or {}, programme=body.get("programme"),
         )
         db.session.commit()
         return serialize_cases([case])[0]

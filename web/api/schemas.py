@@ -90,6 +90,7 @@ class CaseSchema(Schema):
     workflow = fields.String(required=True)
     workflow_version = fields.Integer(required=True)
     institution = fields.String(required=True)
+    programme = fields.String(required=True)
     subject_id = fields.Integer(allow_none=True)
     opened_by = fields.Integer(required=True, allow_none=True)  # null: the opener is confidential (rso_*)
     responsible_id = fields.Integer(allow_none=True)
@@ -118,6 +119,8 @@ class CaseCreate(Schema):
     parent_id = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1, max=2**62))
     title = fields.String(validate=validate.Length(max=300))
     data = fields.Dict(keys=fields.String(validate=validate.Length(max=100)), load_default=dict)
+    # optional: the subject's training record decides, else the opener's own, else the region's default
+    programme = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
 
 
 class CaseQuery(Schema):
@@ -227,3 +230,40 @@ class OverviewSchema(Schema):
 
 class OverviewQuery(Schema):
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
+
+
+class RecordChange(Schema):
+    changes = fields.Dict(required=True)
+    at = fields.DateTime(required=True)
+    actor_id = fields.Integer(allow_none=True, required=True)
+    case_id = fields.Integer(allow_none=True, required=True)
+    reason = fields.String(required=True)
+
+
+class TrainingRecordSchema(Schema):
+    aios_id = fields.Integer(required=True)
+    programme = fields.String(required=True)
+    start_date = fields.Date(allow_none=True, required=True)
+    expected_end_date = fields.Date(allow_none=True, required=True)
+    employer = fields.String(allow_none=True, required=True)
+    placement = fields.String(allow_none=True, required=True)
+    responsible_opleider_id = fields.Integer(allow_none=True, required=True)
+    deputy_opleider_id = fields.Integer(allow_none=True, required=True)
+    status = fields.String(required=True)
+    history = fields.List(fields.Nested(RecordChange), required=True)
+
+
+_CODE = validate.Length(min=1, max=64)
+_ID = validate.Range(min=1, max=2**31)
+
+
+class TrainingRecordUpdate(Schema):
+    """Any of the fields; dates are checked by the service (a real date in 1900–2199, never a 500)."""
+    programme = fields.String(validate=_CODE)
+    start_date = fields.String(allow_none=True, validate=validate.Length(max=10))
+    expected_end_date = fields.String(allow_none=True, validate=validate.Length(max=10))
+    employer = fields.String(allow_none=True, validate=_CODE)
+    placement = fields.String(allow_none=True, validate=_CODE)
+    responsible_opleider_id = fields.Integer(strict=True, allow_none=True, validate=_ID)
+    deputy_opleider_id = fields.Integer(strict=True, allow_none=True, validate=_ID)
+    reason = fields.String(validate=validate.Length(max=500))

@@ -23,7 +23,7 @@ LIST_LIMIT = 100
 
 
 def _roles(actor) -> list[str]:
-    held = {r for r, _, _ in actor.assignments}
+    held = {r for r, *_ in actor.assignments}
     return [r for r in ROLES if r in held]  # in the catalogue's order
 
 

@@ -137,7 +137,7 @@ def openable(actor: Actor) -> list:
 
     Workflows that are opened from another case (a dispute about a decision) are not listed here.
     """
-    roles = {r for r, _, _ in actor.assignments}
+    roles = {r for r, *_ in actor.assignments}
     out = []
     for _, d in sorted(engine().latest(db.session).items()):
         allowed = set(d.open.roles)
