@@ -168,3 +168,28 @@ def test_programme_codes_are_checked(world):
         assert db.session.scalar(select(Institution.id).where(Institution.code == "meander"))
     body = ok(world.api("admin").put(f"/training-records/{world.users['aios']}", json={"programme": "astrologie"}), 422)
     assert body["error"]["details"] == {"programme": ["unknown programme"]}
+
+
+def test_the_record_page_for_the_aios_and_the_form_for_the_opleider(world, paediatrics):
+    from flows import browser, csrf_token
+
+    aios_id = world.users["aios"]
+    ok(world.api("admin").put(f"/training-records/{aios_id}", json={
+        "start_date": "2024-09-01", "expected_end_date": "2029-08-31", "employer": "gelre", "placement": "meander"}))
+    page = browser(world, "aios").get(f"/records/{aios_id}").get_data(as_text=True)
+    assert "Opleidingsgegevens" in page and "31 aug 2029" in page and "Gelre ziekenhuizen" in page
+    assert 'name="csrf_token"' not in page  # the aios reads, does not edit
+    opl = browser(world, "opleider")
+    path = f"/records/{aios_id}"
+    response = opl.post(path, data={"csrf_token": csrf_token(opl, path), "programme": "anesthesiologie",
+                                    "start_date": "2024-09-01", "expected_end_date": "2030-02-28",
+                                    "employer": "gelre", "placement": "meander", "reason": "verlof verrekend"})
+    assert response.status_code == 303
+    page = opl.get(path).get_data(as_text=True)
+    assert "28 feb 2030" in page and "verlof verrekend" in page
+    bad = opl.post(path, data={"csrf_token": csrf_token(opl, path), "programme": "anesthesiologie",
+                               "start_date": "2024-02-30", "placement": "meander"})
+    assert bad.status_code == 200 and "niet opgeslagen" in bad.get_data(as_text=True)
+    # the other programme's aios: not found for an anesthesiology opleider
+    assert opl.get(f"/records/{world.users['kaios']}").status_code == 404
+    assert opl.get(f"/cases/{paediatrics['id']}").status_code == 404

@@ -7,10 +7,13 @@ from workflows import roles
 
 
 def test_it_holds_the_roles_of_the_contract():
-    # CONTRACT.md section 3
-    assert set(roles.INSTITUTION_ROLES) == {"aios", "opleider", "coc_chair", "rvb", "hr"}
-    assert set(roles.REGIONAL_ROLES) == {"rso_board", "r_coc_chair", "regio_bestuur", "vertrouwenspersoon", "admin"}
-    assert set(roles.OVERVIEW_ROLES) == {"rso_board", "r_coc_chair", "regio_bestuur"}
+    # CONTRACT.md sections 3, 7 and 8
+    assert set(roles.INSTITUTION_ROLES) == {"aios", "opleider", "plv_opleider", "coc_chair", "rvb", "hr"}
+    assert set(roles.REGIONAL_ROLES) == {"rso_board", "rso_chair", "r_coc_chair", "regio_bestuur",
+                                         "vertrouwenspersoon", "admin"}
+    assert set(roles.OVERVIEW_ROLES) == {"rso_board", "rso_chair", "r_coc_chair", "regio_bestuur"}
+    assert set(roles.PROGRAMME_ROLES) == {"opleider", "plv_opleider", "rso_board", "rso_chair"}
+    assert roles.DEPUTIES == {"plv_opleider": "opleider"}
     assert roles.SUPERUSER_ROLES == ("admin",)
     assert roles.ROLES == roles.INSTITUTION_ROLES + roles.REGIONAL_ROLES  # the start page's order
 

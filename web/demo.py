@@ -14,7 +14,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from engine.commands import Engine
-from engine.models import Case, Institution, Region, RoleAssignment, User
+from engine import records
+from engine.models import Case, Institution, Programme, Region, RoleAssignment, TrainingRecord, User
 
 from .auth import hash_password
 from .extensions import db
@@ -33,6 +34,7 @@ INSTITUTIONS = [
 # Invented names: never real staff.
 NAMES = {
     "opleider": ["dr. A. de Vries", "dr. B. Jansen", "dr. C. Bakker", "dr. D. Visser", "prof. dr. E. Smit"],
+    "plv_opleider": ["dr. K. Verhoeven", "dr. L. Postma", "dr. M. Kuiper", "dr. N. Huisman", "dr. O. Scholten"],
     "aios": ["F. Meijer", "G. de Boer", "H. Mulder", "I. de Groot", "J. Bos", "K. Vos", "L. Peters",
              "M. Hendriks", "N. van Leeuwen", "O. Dekker"],
     "coc_chair": ["dr. P. Brouwer", "dr. Q. de Wit", "dr. R. Dijkstra", "dr. S. Smits", "prof. dr. T. de Graaf"],
@@ -41,6 +43,7 @@ NAMES = {
 }
 REGIONAL = [
     ("rso_board", "RSO-bestuur (secretariaat)"),
+    ("rso_chair", "dr. H. Kuipers (voorzitter RSO)"),
     ("r_coc_chair", "dr. E. Schouten (voorzitter R-COC)"),
     ("regio_bestuur", "F. van Beek (Regio-Bestuur)"),
     ("vertrouwenspersoon", "G. Willems (vertrouwenspersoon)"),
@@ -60,11 +63,13 @@ def _password(instance: Path) -> str:
     return path.read_text().strip()
 
 
-def _user(address: str, name: str, role: str, inst: Institution | None, region: Region, pw_hash: str, now):
+def _user(address: str, name: str, role: str, inst: Institution | None, region: Region, pw_hash: str, now,
+          programme: str | None = None):
     account = db.session.scalar(select(User).where(User.email == address))
     if account is None:
         account = User(email=address, name=name, password_hash=pw_hash, language="nl", active=True, created_at=now)
-        account.roles.append(RoleAssignment(role=role, institution_id=inst.id if inst else None, region_id=region.id))
+        account.roles.append(RoleAssignment(role=role, institution_id=inst.id if inst else None, region_id=region.id,
+                                            programme=programme))
         db.session.add(account)
     return account
 
@@ -98,10 +103,14 @@ def load(app, scale: int = 0, echo=print) -> None:
             users[address] = _user(address, NAMES["aios"][2 * i + n - 1], "aios", insts[code], region, pw_hash, now)
     for role, name in REGIONAL:
         users[email(role)] = _user(email(role), name, role, None, region, pw_hash, now)
+    _second_programme(region, insts, users, pw_hash, now)
+    db.session.commit()
+    _training_records(app, eng, region, insts, users, now)
     db.session.commit()
 
     if not db.session.scalar(select(func.count()).select_from(Case).where(Case.region_id == region.id)):
         _example_cases(app, eng, users, now)
+        _second_programme_case(eng, users)
         db.session.commit()
     if scale:
         synthetic(app, eng, users, scale, echo)
@@ -110,6 +119,57 @@ def load(app, scale: int = 0, echo=print) -> None:
     echo(f"Log in as e.g. {email('opleider', 'meander')} / {email('aios', 'meander', 1)} / "
          f"{email('coc_chair', 'meander')} / {email('regio_bestuur')} / {email('admin')}")
     echo(f"Demo password (every demo user; only valid in a demo instance): {password}")
+
+
+# A second specialty at two hospitals, so that programme scope shows: an anesthesiology opleider
+# does not see these aios' trajectories (CONTRACT.md section 7).
+SECOND_PROGRAMME = ("kindergeneeskunde", "Kindergeneeskunde", ("meander", "umcu"))
+SECOND_NAMES = {"meander": ("dr. H. Koster (kindergeneeskunde)", "P. Sanders"),
+                "umcu": ("dr. J. Wolters (kindergeneeskunde)", "R. Maas")}
+
+
+def programme_email(role: str, code: str) -> str:
+    return f"{role.replace('_', '-')}-{SECOND_PROGRAMME[0]}.{code.replace('_', '-')}@{DEMO_DOMAIN}"
+
+
+def _second_programme(region, insts, users, pw_hash, now) -> None:
+    for code, name in (("anesthesiologie", "Anesthesiologie"), SECOND_PROGRAMME[:2]):
+        if db.session.scalar(select(Programme).where(Programme.code == code)) is None:
+            db.session.add(Programme(region_id=region.id, code=code, name=name))
+    for code in SECOND_PROGRAMME[2]:
+        opleider_name, aios_name = SECOND_NAMES[code]
+        address = programme_email("opleider", code)
+        users[address] = _user(address, opleider_name, "opleider", insts[code], region, pw_hash, now,
+                               programme=SECOND_PROGRAMME[0])
+        address = programme_email("aios", code)
+        users[address] = _user(address, aios_name, "aios", insts[code], region, pw_hash, now)
+
+
+def _training_records(app, eng: Engine, region, insts, users, now) -> None:
+    """Every demo aios has a record: employed by UMC Utrecht, placed at their hospital (seed 000, 1932-1934)."""
+    if db.session.scalar(select(func.count()).select_from(TrainingRecord)):
+        return
+    today = now.date()
+    for address, account in users.items():
+        if not any(a.role == "aios" for a in account.roles):
+            continue
+        placement = account.roles[0].institution_id
+        code = next(c for c, inst in insts.items() if inst.id == placement)
+        second = address.startswith("aios-" + SECOND_PROGRAMME[0])
+        opleider = users[programme_email("opleider", code) if second else email("opleider", code)]
+        start = date(today.year - 1 - account.id % 3, 9 if account.id % 2 else 3, 1)
+        records.change(db.session, subject_id=account.id, region_id=region.id,
+                       programme=SECOND_PROGRAMME[0] if second else "anesthesiologie", actor_id=None, now=now,
+                       reason="demo", placement_id=placement, values={
+                           "start_date": start, "expected_end_date": date(start.year + 5, start.month, 1)
+                           - timedelta(days=1), "employer_id": insts["umcu"].id, "responsible_opleider_id": opleider.id})
+
+
+def _second_programme_case(eng: Engine, users) -> None:
+    kopl, kaios = users[programme_email("opleider", "meander")], users[programme_email("aios", "meander")]
+    eng.open_case(db.session, eng.actor_for(kopl), workflow="internal_guidance", institution="meander",
+                  subject_id=kaios.id, title=f"Begeleiding {kaios.name}",
+                  data={"signal": "Onvoldoende voortgang in de kinderreanimatie-vaardigheden."})
 
 
 def _at(eng: Engine, moment: datetime) -> Engine:
@@ -148,7 +208,7 @@ def _example_cases(app, eng: Engine, users: dict, now: datetime) -> None:
     rows = [
         ("meander", 1, "signalled", 5), ("meander", 2, "guidance", 70), ("gelre", 1, "analysis", 12),
         ("gelre", 2, "plan", 30), ("rijnstate", 1, "closed", 200), ("rijnstate", 2, "intensified", 160),
-        ("gelderse_vallei", 1, "withdrawn", 40), ("umcu", 1, "guidance_overdue", 150), ("umcu", 2, "discussion", 20),
+        ("gelderse_vallei", 1, "withdrawn", 40), ("umcu", 1, "guidance_overdue", 150), ("gelderse_vallei", 1, "discussion", 20),
     ]
     _gbt_cases(eng, users, now)
     for code, n, target, days_ago in rows:

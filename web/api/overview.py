@@ -24,7 +24,7 @@ class Overview(MethodView):
     def get(self, query):
         """Region aggregates: counts by workflow × state × institution, overdue, levels, age, trend."""
         actor = g.actor
-        regions = sorted({region for role, _, region in actor.assignments if role in OVERVIEW_ROLES})
+        regions = sorted({region for role, _, region, *_ in actor.assignments if role in OVERVIEW_ROLES})
         if not regions and not actor.superuser:
             return error_response(403, "forbidden", "the overview is for the regiobestuur, R-COC and RSO board")
         threshold = threshold_of(current_app.config["TRAJECT_REGION"])

@@ -10,7 +10,7 @@ from flask_migrate.cli import db as db_group
 
 from ..app import create_app
 from ..config import ConfigError
-from . import audit, backup, definitions, demo, outbox, privacy, serve, users
+from . import audit, backup, definitions, demo, outbox, privacy, records, serve, users
 
 
 def _create_app():
@@ -31,7 +31,7 @@ def main():
 
 
 main.add_command(db_group, "db")  # flask-migrate's, with `sync-definitions` added (cli/definitions.py)
-for command in (users.institution, users.user, audit.audit_group, demo.demo_command, serve.web_command,
+for command in (users.institution, users.user, users.programme, records.records_group, audit.audit_group, demo.demo_command, serve.web_command,
                 serve.run_command, serve.worker_command, serve.sweep_command, outbox.outbox_group,
                 definitions.definitions_group, privacy.privacy_group, backup.backup_command, backup.restore_command):
     main.add_command(command)

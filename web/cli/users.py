@@ -4,11 +4,13 @@ from __future__ import annotations
 import sys
 
 import click
+from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from engine.models import Institution, Region, RoleAssignment, User
-from workflows.roles import INSTITUTION_ROLES, ROLES
+from engine.models import Institution, Programme, Region, RoleAssignment, User
+from workflows import default_programme
+from workflows.roles import INSTITUTION_ROLES, PROGRAMME_ROLES, ROLES
 
 from ..auth import hash_password
 from ..extensions import db
@@ -20,6 +22,20 @@ def default_region() -> Region:
     if region is None:
         raise click.ClickException("no region yet: run `traject demo` or create an institution with --region")
     return region
+
+
+def known_programme(region: Region, code: str) -> Programme:
+    """A programme of the region; the region's default one is created when first named."""
+    found = db.session.scalar(select(Programme).where(Programme.code == code))
+    if found is not None:
+        return found
+    config = current_app.config.get("TRAJECT_REGION") or {}
+    if code != default_programme(config):
+        raise click.ClickException(f"unknown programme {code!r}: add it with `traject programme add`")
+    names = (config.get("programmes") or {}).get("names") or {}
+    programme = Programme(region_id=region.id, code=code, name=names.get(code, code.capitalize()))
+    db.session.add(programme)
+    return programme
 
 
 @click.group()
@@ -65,8 +81,10 @@ def user():
 @click.option("--institution", "institution_code", default=None)
 @click.option("--password-stdin", is_flag=True, help="read the password from stdin")
 @click.option("--language", default="nl", type=click.Choice(["nl", "en"]))
+@click.option("--programme", "programme_code", default=None,
+              help="the training programme of an opleider, plv. opleider or RSO role (default: the region's)")
 @with_appcontext
-def user_create(email, name, role, institution_code, password_stdin, language):
+def user_create(email, name, role, institution_code, password_stdin, language, programme_code):
     """Create a user; prints the new user's id on the last line."""
     email = email.strip().lower()
     if role in INSTITUTION_ROLES and not institution_code:
@@ -77,6 +95,10 @@ def user_create(email, name, role, institution_code, password_stdin, language):
         if inst is None:
             raise click.ClickException(f"unknown institution {institution_code!r}")
     region = inst.region if inst else default_region()
+    if programme_code and role not in PROGRAMME_ROLES:
+        raise click.ClickException(f"role {role} covers every programme: leave out --programme")
+    if programme_code:
+        known_programme(region, programme_code)
     if db.session.scalar(select(User).where(User.email == email)):
         raise click.ClickException(f"a user with e-mail {email} exists already")
     password = None
@@ -86,7 +108,26 @@ def user_create(email, name, role, institution_code, password_stdin, language):
             raise click.ClickException("the password must have at least 12 characters")
     account = User(email=email, name=name, language=language, active=True, created_at=now(),
                    password_hash=hash_password(password) if password else None)
-    account.roles.append(RoleAssignment(role=role, institution_id=inst.id if inst else None, region_id=region.id))
+    account.roles.append(RoleAssignment(role=role, institution_id=inst.id if inst else None, region_id=region.id,
+                                        programme=programme_code))
     db.session.add(account)
     db.session.commit()
     click.echo(account.id)
+
+
+@click.group()
+def programme():
+    """Training programmes (specialties) of the region."""
+
+
+@programme.command("add")
+@click.option("--code", required=True, help="e.g. kindergeneeskunde")
+@click.option("--name", required=True, help="e.g. Kindergeneeskunde")
+@with_appcontext
+def programme_add(code, name):
+    """Add a programme; opleiders and RSO roles are bound to one (--programme)."""
+    if db.session.scalar(select(Programme).where(Programme.code == code)):
+        raise click.ClickException(f"programme {code!r} exists already")
+    db.session.add(Programme(region_id=default_region().id, code=code, name=name))
+    db.session.commit()
+    click.echo(code)

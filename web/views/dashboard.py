@@ -74,7 +74,7 @@ def opleider(actor, moment) -> dict:
 def open_form(definition, actor, values=None, errors=None, general=None) -> dict:
     """The 'open' form: an aios of my institution (or the institution concerned), a title, the opening input."""
     by_aios = data.for_aios(definition)
-    insts = [inst for r, inst, _ in actor.assignments if r in definition.open.roles and inst is not None]
+    insts = [inst for r, inst, *_ in actor.assignments if r in definition.open.roles and inst is not None]
     return SimpleNamespace(
         definition=definition,
         by_aios=by_aios,
@@ -158,8 +158,8 @@ def admin(actor, moment) -> dict:
 
 
 BUILDERS = {
-    "opleider": opleider, "aios": aios, "coc_chair": coc_chair, "hr": hr, "rvb": rvb, "rso_board": rso_board,
-    "r_coc_chair": r_coc_chair, "regio_bestuur": regio_bestuur, "vertrouwenspersoon": vertrouwenspersoon,
+    "opleider": opleider, "plv_opleider": opleider, "aios": aios, "coc_chair": coc_chair, "hr": hr, "rvb": rvb,
+    "rso_board": rso_board, "rso_chair": rso_board, "r_coc_chair": r_coc_chair, "regio_bestuur": regio_bestuur, "vertrouwenspersoon": vertrouwenspersoon,
     "admin": admin,
 }
 

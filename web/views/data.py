@@ -113,12 +113,12 @@ def urgent_first(rows: list[CaseRow]) -> list[CaseRow]:
 
 
 def institutions_for(actor: Actor, role: str) -> list[int]:
-    return [inst for r, inst, _ in actor.assignments if r == role and inst is not None]
+    return [inst for r, inst, *_ in actor.assignments if r == role and inst is not None]
 
 
 def regions_for(actor: Actor, roles=OVERVIEW_ROLES + SUPERUSER_ROLES) -> list[int]:
     """The regions whose overview the pages show this actor: an administrator's own region(s) too."""
-    return sorted({region for r, _, region in actor.assignments if r in roles})
+    return sorted({region for r, _, region, *_ in actor.assignments if r in roles})
 
 
 def workflow_keys(category: str | None = None, visible_to: str | None = None) -> list[str]:
@@ -154,7 +154,7 @@ def for_aios(definition) -> bool:
 
 
 def institutions_in_regions(actor: Actor) -> list[tuple[int, str]]:
-    regions = sorted({region for _, _, region in actor.assignments})
+    regions = sorted({region for _, _, region, *_ in actor.assignments})
     if not regions:
         return []
     return db.session.execute(select(Institution.id, Institution.name).where(Institution.region_id.in_(regions))
