@@ -207,7 +207,7 @@ def test_terminate_sends_a_written_notice_with_the_end_date_and_the_dispute_proc
     opleider, aios = world.api("opleider"), world.api("aios")
     assert case["state"] == "terminated"
     [notice] = [d for d in case["documents"] if d["kind"] == "termination_notice"]
-    text = pdf_text(aios, notice["id"]).replace("\n", " ")
+    text = " ".join(pdf_text(aios, notice["id"]).split())  # justified lines stretch their spaces
     assert "1 september 2026" in text and "binnen 4 weken" in text and "Geschillenprocedure" in text
     assert "uiterlijk op 7 augustus 2026" in text  # decided 10 July + 4 weeks
     notifications = [n for n in ok(opleider.get(f"/cases/{case['id']}/notifications"))
