@@ -326,3 +326,84 @@ def test_the_termination_is_a_decision_of_its_own_for_a_dispute(world):
     case = fire(opleider, fire(opleider, case, "assess"), "terminate", {"end_date": "2026-09-01"})
     dispute(world, case)  # against the termination
     assert dispute(world, case, 422)["error"]["details"]["unmet"][0]["guard"] == "one_dispute_per_decision"
+
+
+# -- rule 7: the outcome report leaves for the RGS once the opleider and the aios signed it ---------------
+
+
+def rgs_rows(world, case_id):
+    with world.app.app_context():
+        from engine.models import Notification
+        from web.extensions import db
+
+        return [(n.kind, n.status) for n in db.session.query(Notification).filter_by(
+            case_id=case_id, recipient_address="rgs@example.org").order_by(Notification.id)]
+
+
+@pytest.mark.parametrize("outcome, trigger, data", [("suitable", "conclude", {}),
+                                                    ("extend", "extend", {}),
+                                                    ("unsuitable", "terminate", {"end_date": "2026-09-01"})])
+def test_the_outcome_report_is_held_until_opleider_and_aios_signed_it(world, outcome, trigger, data):
+    extra = {"new_training_end_date": "2027-05-16"} if outcome == "extend" else {}
+    case = assessed(world, outcome, **extra)
+    case = fire(world.api("opleider"), case, trigger, data)
+    opleider, aios = world.api("opleider"), world.api("aios")
+    [report] = [d for d in case["documents"] if d["kind"] == "rgs_outcome"]
+    assert report["required_signers"] == [world.users["opleider"], world.users["aios"]]
+    assert rgs_rows(world, case["id"])[-1][1] == "held"
+    inbox = ok(aios.get("/inbox"))
+    inbox = inbox["items"] if isinstance(inbox, dict) else inbox  # paged (CONTRACT.md section 9) or not yet
+    assert any(i["case_id"] == case["id"] and i["reason"] == "signature_requested" for i in inbox)
+    sign(opleider, report)
+    assert rgs_rows(world, case["id"])[-1][1] == "held"
+    sign(aios, report, "seen_not_agreed", "Ik deel de conclusie niet")
+    assert rgs_rows(world, case["id"])[-1][1] == "pending"
+    text = words(opleider, report["id"])
+    assert "gezien, niet akkoord" in text and "Ik deel de conclusie niet" in text
+    # other documents of the closed case stay closed for signing
+    other = next(d for d in case["documents"] if d["kind"] == "adjusted_iop")
+    assert other["signatures"]
+
+
+def test_the_worker_delivers_the_report_only_after_the_signatures(world, runner):
+    case = assessed(world, "suitable")
+    case = fire(world.api("opleider"), case, "conclude")
+    runner.invoke(["sweep"])
+    assert rgs_rows(world, case["id"])[-1] == ("rgs_gbt_outcome", "held")
+    [report] = [d for d in case["documents"] if d["kind"] == "rgs_outcome"]
+    sign(world.api("opleider"), report)
+    sign(world.api("aios"), report)
+    runner.invoke(["sweep"])
+    assert rgs_rows(world, case["id"])[-1] == ("rgs_gbt_outcome", "sent")
+
+
+# -- rule 5: the joint decision of the RSO's opleiders --------------------------------------------------
+
+
+def test_the_joint_decision_is_recorded_in_the_letters_or_said_to_be_missing(world):
+    opleider = world.api("opleider")
+    joint = {"date": "2026-02-26", "consulted": "Opleiders van Meander, Gelre en UMC Utrecht"}
+    case = open_gbt(opleider, world.users["aios"], joint_decision=joint)
+    [letter] = [d for d in case["documents"] if d["kind"] == "rgs_notification"]
+    assert "op 26 februari 2026; geraadpleegd: Opleiders van Meander, Gelre en UMC Utrecht" in words(
+        opleider, letter["id"])
+    other = open_gbt(opleider, world.users["aios2"])
+    [letter] = [d for d in other["documents"] if d["kind"] == "gbt_decision"]
+    assert "Gezamenlijk besluit van de opleiders van het RSO: niet vastgelegd" in words(opleider, letter["id"])
+
+
+def test_the_joint_decision_at_termination_is_its_own(world):
+    case = assessed(world, "unsuitable")
+    joint = {"date": "2026-06-05", "consulted": "Kerngroep opleiders RSO"}
+    case = fire(world.api("opleider"), case, "terminate", {"end_date": "2026-09-01",
+                                                           "termination_joint_decision": joint})
+    for kind in ("termination_notice", "rgs_outcome"):
+        [doc] = [d for d in case["documents"] if d["kind"] == kind]
+        assert "op 5 juni 2026; geraadpleegd: Kerngroep opleiders RSO" in words(world.api("opleider"), doc["id"])
+
+
+def test_an_incomplete_joint_decision_is_named(world):
+    body = ok(world.api("opleider").post("/cases", json={
+        "workflow": "intensified_guidance", "institution": "meander", "subject_id": world.users["aios"],
+        "data": {**DECISION, "joint_decision": {"date": "2026-02-26"}}}), 422)
+    assert body["error"]["details"]["unmet"][0]["field"] == "data.joint_decision.consulted"
