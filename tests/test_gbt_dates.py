@@ -10,7 +10,7 @@ import pytest
 from pypdf import PdfReader
 import io
 
-from flows import evaluation, fire, ok, open_internal, sign, to_guidance
+from flows import browser, evaluation, fire, ok, open_internal, sign, to_guidance
 from test_gbt import DECISION, IOP, add_doc, later, open_gbt, signed
 
 ASSESSMENT = {"assessment_date": "2026-06-09", "motivation": "Beoordeeld door de opleiders van het RSO"}
@@ -407,3 +407,23 @@ def test_an_incomplete_joint_decision_is_named(world):
         "workflow": "intensified_guidance", "institution": "meander", "subject_id": world.users["aios"],
         "data": {**DECISION, "joint_decision": {"date": "2026-02-26"}}}), 422)
     assert body["error"]["details"]["unmet"][0]["field"] == "data.joint_decision.consulted"
+
+
+def test_the_pages_require_the_joint_decision_that_the_api_may_leave_out(world):
+    from test_web import post, posted
+
+    client = browser(world, "opleider")
+    subject = f"{world.institutions['meander']}:{world.users['aios']}"
+    fields = {"workflow": "intensified_guidance", "subject": subject, "data.decision_moment": "progress_meeting",
+              "data.aios_informed_of_dispute_procedure": "1", "data.reasons": "Onvoldoende voortgang"}
+    html = posted(client, "/cases/new", fields, 422)
+    assert "Vul dit in: het wordt bij het besluit vastgelegd." in html
+    response, _ = post(client, "/cases/new", {**fields, "data.joint_decision.date": "2026-02-26",
+                                              "data.joint_decision.consulted": "Kerngroep RSO"})
+    assert response.status_code == 303
+    with world.app.app_context():
+        from engine.models import Case
+        from web.extensions import db
+
+        [case] = db.session.query(Case).all()
+        assert case.data["joint_decision"] == {"date": "2026-02-26", "consulted": "Kerngroep RSO"}
