@@ -39,6 +39,19 @@ def local_date(moment: datetime, tz_name: str) -> date:
     return moment.astimezone(ZoneInfo(tz_name)).date()
 
 
-def months_between_ok(start: date, end: date, minimum: int, maximum: int) -> bool:
-    """True when end lies at least `minimum` and at most `maximum` calendar months after start."""
-    return add_term(start, months=minimum) <= end <= add_term(start, months=maximum)
+def months_between_ok(start: date, last_day: date, minimum: int, maximum: int) -> bool:
+    """True when a period from `start` through `last_day` (inclusive: a Dutch "einddatum" is the last day)
+    lasts at least `minimum` and at most `maximum` calendar months: 1 Feb–30 Apr is three months,
+    1 Dec–31 May six, 1 Dec–1 Jun more than six (CONTRACT.md section 4)."""
+    after = last_day + timedelta(days=1)
+    return add_term(start, months=minimum) <= after <= add_term(start, months=maximum)
+
+
+def last_day_of_term(start: date, months: int) -> date:
+    """The last day of a period of `months` calendar months that begins on `start`."""
+    return add_term(start, months=months) - timedelta(days=1)
+
+
+def midpoint(start: date, last_day: date) -> date:
+    """The middle day of the period from `start` through `last_day`, both included."""
+    return start + timedelta(days=((last_day - start).days + 1) // 2)

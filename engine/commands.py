@@ -230,8 +230,8 @@ class Engine:
         case.institution = inst
         if parent is not None:
             case.parent_id = parent.id
-        data = self._with_defaults(definition.open.input, data, now)
-        ctx = self._context(session, case, definition, actor, now, data, None)
+        ctx = self._context(session, case, definition, actor, now, dict(data), None)
+        data = self._fill_defaults(ctx, definition.open.input)
         self._check_step(ctx, definition.open)
         case.data = self._new_data(case.data, data, definition.open, actor, now)
         session.add(case)
@@ -327,8 +327,8 @@ class Engine:
         case = self._load_for_transition(session, actor, case_id, expected_version)
         definition = self.definition(case.definition)
         step, dest = self._allowed_step(session, actor, case, definition, trigger)
-        data = self._with_defaults(step.input, data, now)
-        ctx = self._context(session, case, definition, actor, now, data, trigger)
+        ctx = self._context(session, case, definition, actor, now, dict(data), trigger)
+        self._fill_defaults(ctx, step.input)
         self._check_step(ctx, step)
         from_state = case.state
         event, closing = self._write_transition(ctx, step, dest, expected_version)
@@ -460,16 +460,11 @@ class Engine:
         if errors:
             raise ValidationError(f"invalid {kind}: " + "; ".join(f"{k} {v}" for k, v in errors.items()), errors)
         doc = self.write_document(ctx, kind, content)
-        signers = doc.required_signer_ids
         event = audit.new_event(case, now, actor.id, "document_added",
                                 data={"document_id": doc.id, "kind": kind, "version": doc.version,
                                       "sha256": doc.sha256})
         audit.append_only_event(session, case, event, now)
-        subject = self.text("subject.signature_requested", document=spec["title"],
-                            title=case.title or definition.title)
-        for uid in signers:
-            if uid != actor.id:
-                self._queue(ctx, event.seq, uid, None, "signer", "signature_requested", subject)
+        self.request_signatures(ctx, doc, event.seq)
         return doc
 
     def write_document(self, ctx: Context, kind: str, content: dict) -> Document:
@@ -514,7 +509,8 @@ class Engine:
         if verdict == Verdict.SEEN_NOT_AGREED and actor.id != case.subject_id:
             raise ValidationError("only the subject may sign 'seen, not agreed'",
                                   {"verdict": ["only the subject may sign seen_not_agreed"]})
-        if case.state in self.definition(case.definition).final_states:
+        definition = self.definition(case.definition)
+        if case.state in definition.final_states and not _signable_after_close(definition, doc, case):
             raise TransitionNotAllowed("the case is closed: its documents can no longer be signed",
                                        {"state": case.state})
         if any(s.signer_id == actor.id for s in doc.signatures):
@@ -537,6 +533,8 @@ class Engine:
         except IntegrityError:  # the same signature at the same moment (two tabs): the first one counts
             raise TransitionNotAllowed("you have signed this document already", {"document_id": doc_id}) from None
         session.refresh(doc, ["signatures"])
+        if set(doc.required_signer_ids) <= {s.signer_id for s in doc.signatures}:
+            outbox.release_held(session, case.id, doc.id, now)
         return signature
 
     # -- internals --------------------------------------------------------------
@@ -546,20 +544,26 @@ class Engine:
         return Context(session=session, case=case, definition=definition, actor=actor, now=now, data=merged,
                        input=data, config=self.config, trigger=trigger, engine=self)
 
-    def _with_defaults(self, specs: dict, data: dict, now: datetime) -> dict:
-        """Fields a client left out that the definition can fill: the day of the step, or another input."""
-        filled = dict(data)
+    def _fill_defaults(self, ctx: Context, specs: dict) -> dict:
+        """Fields a client left out that the definition can fill (the day of the step, another input,
+        a document's value, a fixed value), written into the step's input; returns that input."""
         for name, spec in specs.items():
             default = spec.get("default")
-            if not default or not fields.is_empty(filled.get(name)):
+            if default is None or not fields.is_empty(ctx.input.get(name)):
                 continue
-            if default == "today":
-                filled[name] = local_date(now, self.config.timezone).isoformat()
-            else:  # "field:<name>"
-                source = data.get(default.removeprefix("field:"))
-                if not fields.is_empty(source):
-                    filled[name] = source
-        return filled
+            if isinstance(default, bool):
+                value = default
+            elif default == "today":
+                value = local_date(ctx.now, self.config.timezone).isoformat()
+            elif default.startswith("field:"):
+                value = ctx.input.get(default.removeprefix("field:"))
+            elif default.startswith("="):
+                value = default[1:]
+            else:  # documents.<kind>.<field>
+                value = ctx.value(default)
+            if not fields.is_empty(value):
+                ctx.input[name] = ctx.data[name] = value
+        return ctx.input
 
     def _check_step(self, ctx: Context, step: Step) -> None:
         # Only declared inputs: the engine's own fields (e.g. collected evaluations) are never writable.
@@ -698,18 +702,30 @@ class Engine:
             for uid, address in self.recipients(ctx.session, ctx.case, spec["to"]):
                 self._queue(ctx, seq, uid, address, spec["to"].partition("@")[0], spec["kind"], subject)
 
-    def _queue(self, ctx: Context, seq, uid, address, role, kind, subject, attachments=()) -> None:
+    def _queue(self, ctx: Context, seq, uid, address, role, kind, subject, attachments=(), held_for=None) -> None:
         key = f"{ctx.case.id}:{seq}:{outbox.recipient_key(uid, address)}:{kind}"
         outbox.add(ctx.session, key=key, case_id=ctx.case.id, seq=seq, uid=uid, address=address, role=role,
-                   kind=kind, subject=subject, now=ctx.now, attachments=attachments)
+                   kind=kind, subject=subject, now=ctx.now, attachments=attachments, held_for=held_for)
 
-    def send_document(self, ctx: Context, doc: Document, to: str, kind: str, subject: str, seq: int) -> int:
-        """Queue the document as a PDF attachment to every recipient of `to`; returns how many."""
+    def send_document(self, ctx: Context, doc: Document, to: str, kind: str, subject: str, seq: int,
+                      held_for: Document | None = None) -> int:
+        """Queue the document as a PDF attachment to every recipient of `to`; returns how many.
+        With `held_for` the rows wait (status held) until every signer has signed that document."""
         recipients = self.recipients(ctx.session, ctx.case, to)
         for uid, address in recipients:
             self._queue(ctx, seq, uid, address, to.partition("@")[0], kind, subject,
-                        [{"type": "document_pdf", "document_id": doc.id}])
+                        [{"type": "document_pdf", "document_id": doc.id}],
+                        held_for=held_for.id if held_for is not None else None)
         return len(recipients)
+
+    def request_signatures(self, ctx: Context, doc: Document, seq: int) -> None:
+        """Ask a document's signers (but the one who wrote it) to sign."""
+        spec = ctx.definition.documents[doc.kind]
+        subject = self.text("subject.signature_requested", document=spec["title"],
+                            title=ctx.case.title or ctx.definition.title)
+        for uid in doc.required_signer_ids:
+            if uid != ctx.actor.id:
+                self._queue(ctx, seq, uid, None, "signer", "signature_requested", subject)
 
 
 def _compare_and_set(closing: bool):
@@ -736,6 +752,12 @@ def _resolve(by_kind: bool):
 
 
 _RESOLVE = {False: _resolve(False), True: _resolve(True)}
+
+
+def _signable_after_close(definition: Definition, doc: Document, case: Case) -> bool:
+    """A letter written by the closing step itself (an outcome report) is signed after it."""
+    spec = definition.documents.get(doc.kind, {})
+    return bool(spec.get("sign_after_close")) and case.closed_at is not None and doc.created_at >= case.closed_at
 
 
 def _title(title) -> str:

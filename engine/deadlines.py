@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from . import audit, fields, outbox
-from .calendar import add_term, local_date
+from .calendar import add_term, local_date, midpoint
 from .canonical import isoformat_utc
 from .errors import VersionConflict
 from .models import DEADLINE_WAITING, AuditEvent, Case, Deadline, DeadlineStatus
@@ -66,7 +66,7 @@ def due_date(ctx, due: dict, tz_name: str) -> date | None:
         return fields.parse_date(ctx.value(due["date"]))
     if "midpoint" in due:
         a, b = (fields.parse_date(ctx.value(p)) for p in due["midpoint"])
-        return a + (b - a) / 2 if a and b else None
+        return midpoint(a, b) if a and b else None  # the second date is the period's last day
     base = local_date(ctx.now, tz_name)
     if "after_date" in due:
         base = fields.parse_date(ctx.value(due["after_date"]))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -40,9 +41,13 @@ class FieldSpecSchema(Schema):
     choices = f.List(f.String(), load_default=None)
     fields = f.Dict(keys=f.String(), values=f.Nested(lambda: FieldSpecSchema()), load_default=None)
     items = f.Nested(lambda: FieldSpecSchema(), load_default=None)  # a list of these instead of strings
-    # When the client leaves the field out: "today" (the region's date) or "field:<name>" (another input's value).
-    default = f.String(load_default=None, validate=validate.Regexp(r"^(today|field:[a-z_][a-z0-9_]*)$"))
+    # When the client leaves the field out: "today" (the region's date), "field:<name>" (another input's value),
+    # "documents.<kind>.<field>" (the latest document's value), "=<text>" or true/false (a fixed value).
+    default = f.Raw(load_default=None, validate=lambda v: isinstance(v, bool) or bool(
+        isinstance(v, str) and re.fullmatch(r"today|field:[a-z_][a-z0-9_]*|documents\.[a-z_]+\.[a-z_]+|=.+", v)))
     not_future = f.Boolean(load_default=False)  # a date: never after today (a decision cannot be dated ahead)
+    # Optional for API clients (the contract does not ask for it), required on the pages' forms.
+    required_on_pages = f.Boolean(load_default=False)
 
     @validates_schema
     def _choices(self, data, **kwargs):
@@ -151,6 +156,8 @@ class DocumentSpecSchema(Schema):
     signers = f.List(f.String(validate=validate.OneOf(PSEUDO_ROLES)), load_default=list)
     fields = f.Dict(keys=f.String(), values=f.Nested(FieldSpecSchema), required=True)
     validators = f.List(f.Dict(), load_default=list)
+    # A letter its signers sign after the step that wrote it closed the case (an outcome report).
+    sign_after_close = f.Boolean(load_default=False)
 
 
 class SubjectSchema(Schema):

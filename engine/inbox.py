@@ -40,10 +40,11 @@ def next_level_owner(definition, state: str) -> str | None:
 
 
 def awaiting_signature(session: Session, scope, actor: Actor) -> list[tuple[Document, Case]]:
-    """The newest version of each document on an open case that still waits for this actor's signature."""
+    """The newest version of each document on an open case that still waits for this actor's signature,
+    and the letters the closing step wrote for its signers (an outcome report, signed after closing)."""
     rows = session.execute(
         select(Document, Case).join(Case, Case.id == Document.case_id)
-        .where(scope, Case.closed_at.is_(None),
+        .where(scope, or_(Case.closed_at.is_(None), Document.created_at >= Case.closed_at),
                or_(Case.subject_id == actor.id, Case.responsible_id == actor.id, Case.opened_by_id == actor.id))
         .order_by(Document.case_id, Document.kind, Document.version)
     ).unique().all()

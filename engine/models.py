@@ -75,6 +75,7 @@ class OutboxStatus(StrEnum):
     SENDING = "sending"
     SENT = "sent"
     DEAD = "dead"
+    HELD = "held"  # waits for a document's signatures (a report that leaves once both signed it)
 
 
 class RetentionAction(StrEnum):

@@ -69,13 +69,32 @@ class DeadlineMail:
 
 def values(*, key: str, case_id: int | None, seq: int | None, uid: int | None, address: str | None, role: str,
            kind: str, subject: str, now: datetime, data: dict | None = None, attachments=(),
-           body_text: str = "") -> dict:
-    """Every column of a new outbox row: due now, no attempt yet."""
+           body_text: str = "", held_for: int | None = None) -> dict:
+    """Every column of a new outbox row: due now, no attempt yet; or held until every signer of
+    document `held_for` has signed it (`release_held`)."""
+    data = dict(data) if data else {}
+    if held_for is not None:
+        data[HELD_FOR] = held_for
     return dict(idempotency_key=key, case_id=case_id, event_seq=seq, recipient_user_id=uid,
                 recipient_address=address, recipient_role=role, kind=kind, subject=subject[:SUBJECT_MAX],
-                body_text=body_text, attachments=list(attachments), status=OutboxStatus.PENDING.value, attempts=0,
-                next_attempt_at=now, last_error=None, created_at=now, sent_at=None,
-                data=dict(data) if data else {})
+                body_text=body_text, attachments=list(attachments),
+                status=(OutboxStatus.HELD if held_for is not None else OutboxStatus.PENDING).value, attempts=0,
+                next_attempt_at=None if held_for is not None else now, last_error=None, created_at=now,
+                sent_at=None, data=data)
+
+
+HELD_FOR = "held_for_document"
+
+
+def release_held(session: Session, case_id: int, document_id: int, now: datetime) -> int:
+    """The rows of a case held for a document, now that it is signed by all: due from now on."""
+    rows = session.scalars(select(Notification).where(Notification.case_id == case_id,
+                                                      Notification.status == OutboxStatus.HELD.value)).all()
+    released = [n for n in rows if (n.data or {}).get(HELD_FOR) == document_id]
+    for n in released:
+        n.status, n.next_attempt_at = OutboxStatus.PENDING.value, now
+    session.flush()
+    return len(released)
 
 
 def add(session: Session, **row) -> Notification:

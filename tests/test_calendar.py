@@ -5,7 +5,7 @@ from datetime import date, datetime, timezone
 
 from hypothesis import given, strategies as st
 
-from engine.calendar import add_term, end_of_day, is_working_day, months_between_ok
+from engine.calendar import add_term, end_of_day, is_working_day, last_day_of_term, midpoint, months_between_ok
 
 
 def test_calendar_months_clamp_to_the_month_end():
@@ -14,12 +14,24 @@ def test_calendar_months_clamp_to_the_month_end():
     assert add_term(date(2026, 1, 31), months=3) == date(2026, 4, 30)
 
 
-def test_the_three_to_six_month_rule_at_month_ends():
-    start = date(2026, 1, 31)
-    assert months_between_ok(start, date(2026, 4, 30), 3, 6)
-    assert not months_between_ok(start, date(2026, 4, 29), 3, 6)
-    assert months_between_ok(start, date(2026, 7, 31), 3, 6)
-    assert not months_between_ok(start, date(2026, 8, 1), 3, 6)
+def test_the_three_to_six_month_rule_counts_the_end_date_as_the_last_day():
+    # CONTRACT.md section 4: end_date + 1 day >= start + 3 months and <= start + 6 months
+    assert months_between_ok(date(2026, 2, 1), date(2026, 4, 30), 3, 6)  # three months in Dutch
+    assert not months_between_ok(date(2026, 2, 1), date(2026, 4, 29), 3, 6)
+    assert months_between_ok(date(2025, 12, 1), date(2026, 5, 31), 3, 6)  # six months
+    assert not months_between_ok(date(2025, 12, 1), date(2026, 6, 1), 3, 6)  # six months and a day
+    start = date(2026, 1, 31)  # month ends clamp: 31 January + 3 months is 30 April
+    assert months_between_ok(start, date(2026, 4, 29), 3, 6)
+    assert not months_between_ok(start, date(2026, 4, 28), 3, 6)
+    assert months_between_ok(start, date(2026, 7, 30), 3, 6)
+    assert not months_between_ok(start, date(2026, 7, 31), 3, 6)
+
+
+def test_the_middle_of_a_period_counts_both_ends():
+    assert midpoint(date(2026, 3, 9), date(2026, 7, 8)) == date(2026, 5, 9)  # 122 days: day 62
+    assert midpoint(date(2026, 1, 1), date(2026, 1, 1)) == date(2026, 1, 1)
+    assert last_day_of_term(date(2026, 2, 1), 3) == date(2026, 4, 30)
+    assert last_day_of_term(date(2025, 12, 1), 6) == date(2026, 5, 31)
 
 
 def test_working_days_skip_weekends_and_dutch_holidays():

@@ -334,7 +334,7 @@ def test_it_refuses_a_gbt_plan_shorter_than_three_months_and_writes_nothing(worl
     gbt = open_gbt(opleider, world.users["aios"])
     with nothing_written(world, gbt["id"]):
         err = error(opleider.post(f"/cases/{gbt['id']}/documents", json={
-            "kind": "adjusted_iop", "content": {**ADJUSTED_IOP, "end_date": "2026-06-30"}}), 422, "validation_error")
+            "kind": "adjusted_iop", "content": {**ADJUSTED_IOP, "end_date": "2026-06-29"}}), 422, "validation_error")
     assert set(err["details"]) == {"content.end_date"}
 
 

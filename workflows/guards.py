@@ -1,18 +1,24 @@
 """Guards, effects and document validators specific to the Dutch training procedures."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import func, select
+
 from engine import records
-from engine.calendar import add_term, local_date, months_between_ok
+from engine.calendar import add_term, last_day_of_term, local_date, months_between_ok
 from engine.fields import parse_date
+from engine.locks import hold_person
 from engine.models import Case, RecordStatus
 from engine.registry import Context, Registry, unmet
 
 
 def install(registry: Registry) -> Registry:
     registry.validator("term_months")(term_months)
+    registry.validator("date_not_before")(date_not_before)
+    registry.validator("date_within")(date_within)
+    registry.validator("required_when")(required_when)
     registry.effect("write_letter")(write_letter)
     registry.guard("within_weeks_of_decision")(within_weeks_of_decision)
     registry.guard("parent_is")(parent_is)
@@ -20,37 +26,83 @@ def install(registry: Registry) -> Registry:
     registry.guard("max_periods")(max_periods)
     registry.guard("training_not_terminated")(training_not_terminated)
     registry.effect("update_training_record")(update_training_record)
+    registry.guard("one_open_per_subject")(one_open_per_subject)
+    registry.guard("one_dispute_per_decision")(one_dispute_per_decision)
+    registry.guard("months_passed")(months_passed)
+    registry.guard("agrees_with")(agrees_with)
+    registry.guard("not_before")(not_before)
+    registry.guard("after_record_end")(after_record_end)
     return registry
 
 
 def term_months(ctx: Context, content: dict, start: str, end: str, min: int, max: int):
-    """The GBT rule: end at least `min` and at most `max` calendar months after start."""
+    """The GBT rule: from start through end (its last day) at least `min`, at most `max` calendar months."""
     a, b = parse_date(content.get(start)), parse_date(content.get(end))
     if a and b and not months_between_ok(a, b, min, max):
+        first, last = last_day_of_term(a, min).isoformat(), last_day_of_term(a, max).isoformat()
         return {
             f"content.{end}": (
-                f"must lie at least {min} and at most {max} calendar months after {start}: between "
-                f"{add_term(a, months=min).isoformat()} and {add_term(a, months=max).isoformat()} / "
-                f"moet minstens {min} en hoogstens {max} kalendermaanden na de startdatum liggen: tussen "
-                f"{add_term(a, months=min).isoformat()} en {add_term(a, months=max).isoformat()}"
+                f"the period from {start} through {end} must last at least {min} and at most {max} calendar "
+                f"months: {end} between {first} and {last} / de periode moet minstens {min} en hoogstens {max} "
+                f"kalendermaanden duren: einddatum tussen {first} en {last}"
             )
         }
     return None
 
 
-def write_letter(ctx: Context, kind: str, to: list, notify_kind: str, subject: str, facts: dict):
+def date_not_before(ctx: Context, content: dict, field: str, than: str, label: str = "", label_en: str = ""):
+    """A document's date not before a date of the case (the IOP's start not before the decision)."""
+    day, bound = parse_date(content.get(field)), parse_date(ctx.value(than))
+    if day and bound and day < bound:
+        return {f"content.{field}": f"must not lie before {label_en or than} ({bound.isoformat()}) / "
+                                    f"mag niet vóór {label or than} ({bound.isoformat()}) liggen"}
+    return None
+
+
+def date_within(ctx: Context, content: dict, field: str, start: str, end: str):
+    """A document's date within a period of the case, both ends included (a meeting within the GBT)."""
+    day, first, last = parse_date(content.get(field)), parse_date(ctx.value(start)), parse_date(ctx.value(end))
+    if day and first and last and not first <= day <= last:
+        return {f"content.{field}": f"must lie within the period {first.isoformat()} through {last.isoformat()} / "
+                                    f"moet binnen de periode {first.isoformat()} t/m {last.isoformat()} liggen"}
+    return None
+
+
+def required_when(ctx: Context, content: dict, field: str, when: dict):
+    """An optional field that a given answer makes necessary (an extension names its new end date)."""
+    if all(content.get(k) == v for k, v in when.items()) and not content.get(field):
+        return {f"content.{field}": "is required with this outcome / is verplicht bij deze uitkomst"}
+    return None
+
+
+def write_letter(ctx: Context, kind: str, to: list, notify_kind: str, subject: str, facts: dict,
+                 held_until_signed: str | None = None):
     """A written notification (PDF): stored as a document with its sha256 and attached to the outbox rows.
 
-    `facts` maps a letter field to a path in the case (see Context.value) or, after "=", a
-    literal; the PDF is
-    rendered from exactly this content, so the stored hash covers what was sent.
+    `facts` maps a letter field to a path in the case (see Context.value), a computed fact ("@name",
+    see FACTS) or, after "=", a literal; the PDF is rendered from exactly this content, so the stored
+    hash covers what was sent. A letter with signers asks them to sign it; with `held_until_signed`
+    (a document kind written in this step, often the letter itself) its rows wait until that is signed.
     """
-    content = {name: path[1:] if path.startswith("=") else ctx.value(path) for name, path in facts.items()}
+    content = {name: _fact(ctx, path) for name, path in facts.items()}
     content = {k: _plain(v, ctx.config.timezone) for k, v in content.items() if v is not None}
     doc = ctx.engine.write_document(ctx, kind, content)
     seq = ctx.case.audit_seq + 1  # the event this effect belongs to
-    sent = sum(ctx.engine.send_document(ctx, doc, recipient, notify_kind, subject, seq) for recipient in to)
-    return {"document_id": doc.id, "kind": kind, "sha256": doc.sha256, "recipients": sent}
+    held = ctx.documents.get(held_until_signed) if held_until_signed else None
+    sent = sum(ctx.engine.send_document(ctx, doc, recipient, notify_kind, subject, seq, held_for=held)
+               for recipient in to)
+    if doc.required_signer_ids:
+        ctx.engine.request_signatures(ctx, doc, seq)
+    return {"document_id": doc.id, "kind": kind, "sha256": doc.sha256, "recipients": sent,
+            **({"held_until_signed": held.id} if held is not None else {})}
+
+
+def _fact(ctx: Context, path: str):
+    if path.startswith("="):
+        return path[1:]
+    if path.startswith("@"):
+        return FACTS[path[1:]](ctx)
+    return ctx.value(path)
 
 
 def _plain(value, tz: str):
@@ -66,17 +118,42 @@ def _parent(ctx: Context) -> Case | None:
 
 
 def decision_date(case: Case, tz: str):
-    """The decision a dispute is about: a termination's moment, else the recorded decision date."""
+    """The decision a dispute is about: a termination's decision date, else the recorded decision date."""
     if case.state == "terminated" and case.closed_at:
-        return local_date(case.closed_at, tz)
+        return parse_date((case.data or {}).get("termination_date")) or local_date(case.closed_at, tz)
     return parse_date((case.data or {}).get("decision_date")) or local_date(case.opened_at, tz)
+
+
+def window_closes(decided: date, weeks: int) -> date:
+    """The last day on which a dispute against a decision of `decided` may be lodged: the one place
+    that computes it (the guard below, the letters)."""
+    return decided + timedelta(weeks=weeks)
+
+
+def dispute_weeks(ctx: Context) -> int:
+    """The dispute window as the region configures the dispute procedure (its opening guard's weeks)."""
+    dispute = ctx.engine.latest(ctx.session).get("dispute")
+    for entry in dispute.open.requires if dispute else []:
+        if entry.get("guard") == "within_weeks_of_decision":
+            return int(entry["weeks"])
+    return 4  # CONTRACT.md section 4's regional default
+
+
+def _dispute_closes_on(ctx: Context) -> str:
+    """Written into the decision letters: the window's last day, from the decision this step records."""
+    decided = parse_date(ctx.data.get("termination_date") if ctx.trigger == "terminate"
+                         else ctx.data.get("decision_date")) or local_date(ctx.now, ctx.config.timezone)
+    return window_closes(decided, dispute_weeks(ctx)).isoformat()
+
+
+FACTS = {"dispute_weeks": lambda ctx: str(dispute_weeks(ctx)), "dispute_closes_on": _dispute_closes_on}
 
 
 def within_weeks_of_decision(ctx: Context, weeks: int):
     parent = _parent(ctx)
     if parent is None:
         return None  # parent_is reports the missing decision
-    closes = decision_date(parent, ctx.config.timezone) + timedelta(weeks=weeks)
+    closes = window_closes(decision_date(parent, ctx.config.timezone), weeks)
     if local_date(ctx.now, ctx.config.timezone) <= closes:
         return None
     return unmet("within_weeks_of_decision",
@@ -102,15 +179,16 @@ def subject_is_actor(ctx: Context):
 
 
 def max_periods(ctx: Context, max: int):
-    """At most `max` consecutive cases of this workflow linked parent to child (e.g. GBT periods)."""
-    count, parent = 1, _parent(ctx)
-    while parent is not None and parent.workflow_key == ctx.case.workflow_key:
-        count += 1
-        parent = ctx.session.get(Case, parent.parent_id) if parent.parent_id else None
+    """At most `max` cases of this workflow (e.g. GBT periods) for the aios, linked or not: every GBT of
+    the training counts, whoever opened it and wherever."""
+    count = 1 + (ctx.session.scalar(
+        select(func.count(Case.id)).where(Case.workflow_key == ctx.case.workflow_key,
+                                          Case.subject_id == ctx.case.subject_id)) or 0)
     if count <= max:
         return None
-    return unmet("max_periods", f"at most {max} consecutive periods are allowed",
-                 f"hoogstens {max} opeenvolgende perioden zijn toegestaan", field="parent_id")
+    return unmet("max_periods", f"at most {max} periods are allowed in one training",
+                 f"hoogstens {max} perioden zijn toegestaan in één opleiding", field="subject_id")
+
 
 
 def training_not_terminated(ctx: Context):
@@ -133,3 +211,86 @@ def update_training_record(ctx: Context, status: str, expected_end_date: str | N
                    values=values, now=ctx.now, reason=f"{case.workflow_key}:{ctx.trigger}", case_id=case.id,
                    placement_id=case.institution_id)
     return {"training_record": {k: v.isoformat() if hasattr(v, "isoformat") else str(v) for k, v in values.items()}}
+
+
+def one_open_per_subject(ctx: Context):
+    """One open case of this workflow per aios, however it is opened (directly, by intensify, linked or
+    not). The aios is held first, so that of two concurrent openings the second sees the first."""
+    if ctx.case.subject_id is None:
+        return None
+    hold_person(ctx.session, ctx.case.subject_id)
+    q = select(Case.id).where(Case.workflow_key == ctx.case.workflow_key, Case.subject_id == ctx.case.subject_id,
+                              Case.closed_at.is_(None))
+    if ctx.case.id is not None:
+        q = q.where(Case.id != ctx.case.id)
+    other = ctx.session.scalar(q.limit(1))
+    if other is None:
+        return None
+    return unmet("one_open_per_subject", f"this aios already has an open {ctx.definition.title_en or 'case'}",
+                 f"voor deze aios loopt al een {ctx.definition.title.lower()}", field="subject_id",
+                 open_case_id=other)
+
+
+def one_dispute_per_decision(ctx: Context):
+    """One dispute per decision: against the GBT decision while the GBT runs, against the termination once
+    it is terminated (a dispute lodged after closing is about the termination)."""
+    parent = _parent(ctx)
+    if parent is None:
+        return None
+    hold_person(ctx.session, ctx.case.subject_id)
+    q = select(Case.id).where(Case.workflow_key == ctx.case.workflow_key, Case.parent_id == parent.id)
+    if parent.closed_at is not None:
+        q = q.where(Case.opened_at >= parent.closed_at)
+    other = ctx.session.scalar(q.limit(1))
+    if other is None:
+        return None
+    return unmet("one_dispute_per_decision", "a dispute against this decision has been lodged already",
+                 "tegen dit besluit is al een geschil ingediend", field="parent_id", dispute_id=other)
+
+
+def months_passed(ctx: Context, since: str, months: int, label: str = "", label_en: str = ""):
+    """Not before `since` + `months` calendar months (the GBT's minimum term before the assessment)."""
+    start = parse_date(ctx.value(since))
+    if start is None:
+        return None  # the document guards report the missing document
+    earliest = add_term(start, months=months)
+    if local_date(ctx.now, ctx.config.timezone) >= earliest:
+        return None
+    return unmet("months_passed", f"possible from {earliest.isoformat()}: {months} calendar months after "
+                 f"{label_en or since}", f"mogelijk vanaf {earliest.isoformat()}: {months} kalendermaanden na "
+                 f"{label or since}", field=since, earliest=earliest.isoformat())
+
+
+def agrees_with(ctx: Context, field: str, source: str, label: str = "", label_en: str = ""):
+    """A transition's date is the one the signed document names (a letter carries what was signed)."""
+    expected, given = ctx.value(source), ctx.data.get(field)
+    if expected in (None, "") or given in (None, "") or expected == given:
+        return None
+    return unmet("agrees_with", f"{field} must be {expected}, as in the signed {label_en or source}",
+                 f"moet {expected} zijn, zoals in de ondertekende {label or source}", field=f"data.{field}",
+                 expected=expected)
+
+
+def not_before(ctx: Context, field: str, than: str, label: str = "", label_en: str = ""):
+    """A transition's date not before another date of the case (a termination's end not before its decision)."""
+    day, bound = parse_date(ctx.data.get(field)), parse_date(ctx.value(than))
+    if day is None or bound is None or day >= bound:
+        return None
+    return unmet("not_before", f"must not lie before {label_en or than} ({bound.isoformat()})",
+                 f"mag niet vóór {label or than} ({bound.isoformat()}) liggen", field=f"data.{field}")
+
+
+def record_expected_end(ctx: Context) -> date | None:
+    """The aios' expected end of training from the training record (CONTRACT.md section 7), or None."""
+    record = records.get(ctx.session, ctx.case.subject_id) if ctx.case.subject_id else None
+    return record.expected_end_date if record is not None else None
+
+
+def after_record_end(ctx: Context, field: str):
+    """An extension's new end date lies after the record's current expected end (skipped without a record)."""
+    day, current = parse_date(ctx.data.get(field)), record_expected_end(ctx)
+    if day is None or current is None or day > current:
+        return None
+    return unmet("after_record_end", f"must lie after the current expected end of training ({current.isoformat()})",
+                 f"moet na de huidige verwachte einddatum van de opleiding ({current.isoformat()}) liggen",
+                 field=f"data.{field}")

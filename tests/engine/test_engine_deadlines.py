@@ -63,7 +63,8 @@ def test_it_counts_working_days_past_weekends_and_dutch_holidays():
 def test_it_takes_a_due_date_from_the_case_or_halfway_between_two():
     ctx = Ctx(at("2026-03-02T09:00"), {"data.end": "2026-05-01", "data.start": "2026-03-01"})
     assert deadlines.due_date(ctx, {"date": "data.end"}, TZ) == date(2026, 5, 1)
-    assert deadlines.due_date(ctx, {"midpoint": ["data.start", "data.end"]}, TZ) == date(2026, 3, 31)
+    # 1 March through 1 May (its last day) is 62 days: the 32nd, 1 April, begins the second half
+    assert deadlines.due_date(ctx, {"midpoint": ["data.start", "data.end"]}, TZ) == date(2026, 4, 1)
     assert deadlines.due_date(ctx, {"date": "data.missing"}, TZ) is None
 
 

@@ -64,6 +64,8 @@ def _widget(spec: dict) -> str:
 
 
 def _required(spec: dict, default: bool) -> bool:
+    if spec.get("required_on_pages"):
+        return True
     required = spec.get("required")
     return default if required is None else bool(required)
 
@@ -121,6 +123,9 @@ def parse(specs: dict, prefix: str, form) -> tuple[dict, dict]:
     for name, spec in specs.items():
         path = f"{prefix}.{name}"
         value, problem = _parse_one(spec, path, form, errors)
+        if value is None and not problem and spec.get("required_on_pages"):
+            # The API may leave it out (the contract does not ask for it); a person on the page may not.
+            problem = _("Fill this in: it is recorded with the decision.")
         if problem:
             errors.setdefault(path, []).append(problem)
         elif value is not None:
