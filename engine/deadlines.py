@@ -276,9 +276,7 @@ def _spec(engine, case: Case, kind: str, cache: dict) -> tuple:
     key = (case.definition_id, kind)
     if key not in cache:
         definition = engine.definition(case.definition)
-        found = next((spec for step in [definition.open, *definition.transitions] for spec in step.deadlines
-                      if spec["kind"] == kind), {})
-        cache[key] = (definition, found)
+        cache[key] = (definition, definition.deadline_spec(kind))
     return cache[key]
 
 

@@ -9,8 +9,9 @@ from workflows import roles
 def test_it_holds_the_roles_of_the_contract():
     # CONTRACT.md section 3
     assert set(roles.INSTITUTION_ROLES) == {"aios", "opleider", "coc_chair", "rvb", "hr"}
-    assert set(roles.REGIONAL_ROLES) == {"rso_board", "r_coc_chair", "regio_bestuur", "vertrouwenspersoon", "admin"}
-    assert set(roles.OVERVIEW_ROLES) == {"rso_board", "r_coc_chair", "regio_bestuur"}
+    assert set(roles.REGIONAL_ROLES) == {"rso_board", "rso_chair", "r_coc_chair", "regio_bestuur", "vertrouwenspersoon",
+                                    "admin"}
+    assert set(roles.OVERVIEW_ROLES) == {"rso_board", "rso_chair", "r_coc_chair", "regio_bestuur"}
     assert roles.SUPERUSER_ROLES == ("admin",)
     assert roles.ROLES == roles.INSTITUTION_ROLES + roles.REGIONAL_ROLES  # the start page's order
 

@@ -41,6 +41,7 @@ NAMES = {
 }
 REGIONAL = [
     ("rso_board", "RSO-bestuur (secretariaat)"),
+    ("rso_chair", "dr. H. Kuipers (voorzitter RSO)"),
     ("r_coc_chair", "dr. E. Schouten (voorzitter R-COC)"),
     ("regio_bestuur", "F. van Beek (Regio-Bestuur)"),
     ("vertrouwenspersoon", "G. Willems (vertrouwenspersoon)"),

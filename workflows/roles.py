@@ -34,6 +34,7 @@ CATALOGUE: tuple[Role, ...] = (
     Role("hr", False, N_("HR"), "HR"),
     Role("rvb", False, N_("Board of directors"), "raad van bestuur"),
     Role("rso_board", True, N_("RSO board"), "bestuur RSO", overview=True),
+    Role("rso_chair", True, N_("RSO chair"), "voorzitter RSO", overview=True),
     Role("r_coc_chair", True, N_("R-COC chair"), "voorzitter R-COC", overview=True),
     Role("regio_bestuur", True, N_("Regional board"), "regiobestuur", overview=True),
     Role("vertrouwenspersoon", True, N_("Confidential adviser"), "vertrouwenspersoon"),

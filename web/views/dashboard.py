@@ -159,6 +159,7 @@ def admin(actor, moment) -> dict:
 
 BUILDERS = {
     "opleider": opleider, "aios": aios, "coc_chair": coc_chair, "hr": hr, "rvb": rvb, "rso_board": rso_board,
+    "rso_chair": rso_board,
     "r_coc_chair": r_coc_chair, "regio_bestuur": regio_bestuur, "vertrouwenspersoon": vertrouwenspersoon,
     "admin": admin,
 }
