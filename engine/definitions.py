@@ -296,16 +296,21 @@ class Definition:
     def level_kinds(self, state: str) -> frozenset[str]:
         return frozenset(spec["kind"] for spec in self.level_terms(state))
 
-    def deadline_spec(self, kind: str) -> dict:
-        """The spec a deadline row was made from: by its kind, or a per-item one's (`<kind>_<id>`)."""
-        specs = [spec for step in [self.open, *self.transitions] for spec in step.deadlines]
+    def deadline_spec(self, kind: str, state: str | None = None) -> dict:
+        """The spec a deadline row was made from: by its kind, or a per-item one's (`<kind>_<id>`).
+
+        Several levels may name their term alike ("response"): the spec of a step that entered `state`
+        (the case's current one) comes first, so each level's term tells its own recipients."""
+        arrived = self.entering(state) if state in self.state_names else []
+        specs = [spec for step in [*arrived, self.open, *self.transitions] for spec in step.deadlines]
         exact = next((spec for spec in specs if spec["kind"] == kind), None)
         return exact or next((spec for spec in specs if spec.get("for_each") and kind.startswith(spec["kind"] + "_")),
                              {})
 
-    def told_when_overdue(self, kind: str) -> tuple[set[str], set[str]]:
-        """(who is told to act, who is told for information) when a deadline of `kind` passes, its owner aside."""
-        notify = (self.deadline_spec(kind).get("on_overdue") or {}).get("notify") or []
+    def told_when_overdue(self, kind: str, state: str | None = None) -> tuple[set[str], set[str]]:
+        """(who is told to act, who is told for information) when a deadline of `kind` passes while the case
+        is at `state`, its owner aside."""
+        notify = (self.deadline_spec(kind, state).get("on_overdue") or {}).get("notify") or []
         act = {entry["to"] for entry in notify if not entry.get("informational")}
         return act, {entry["to"] for entry in notify if entry.get("informational")} - act
 

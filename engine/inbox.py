@@ -32,7 +32,7 @@ def _owned_states(definitions: dict, role_names: set[str]) -> list[tuple[str, li
 def overdue_viewers(definition, state: str, kind: str) -> set[str]:
     """Who sees a passed deadline besides its owner: those its `on_overdue` tells to act (who may act on
     it, tests/test_told_may_act.py), else the owner of the next rung."""
-    act, informational = definition.told_when_overdue(kind)
+    act, informational = definition.told_when_overdue(kind, state)
     if act or informational:
         return act
     nxt = next_level_owner(definition, state)
