@@ -166,3 +166,21 @@ def test_the_rvb_rung_of_2_7_is_not_skipped(world):
     ladder = ok(rso.get(f"/cases/{case['child_ids'][0]}"))
     assert "skip_level" not in ladder["available_triggers"]  # art. 2.7: the written report to the RvB follows
     assert fire(rso, ladder, "skip_level", {"reason": "x"}, status=409)["error"]["code"] == "transition_not_allowed"
+
+
+def test_an_owner_marks_their_action_done_on_the_case_page_by_choosing_it_from_the_open_ones(world):
+    from flows import browser, csrf_token
+
+    case = with_actions(world)
+    coc_action, opleider_action = (a["id"] for a in case["data"]["actions"])
+    client = browser(world, "coc")
+    here = f"/cases/{case['id']}"
+    html = client.get(here).get_data(as_text=True)
+    assert 'name="data.action"' in html and f'value="{coc_action}"' in html and f'value="{opleider_action}"' not in html  # only their own
+    response = client.post(f"{here}/fire", data={"csrf_token": csrf_token(client, here), "trigger": "complete_action",
+                                                 "expected_version": str(case["version"]),
+                                                 "data.action": coc_action, "data.note": "Rooster aangepast"})
+    assert response.status_code == 303
+    shown = ok(world.api("coc").get(f"/cases/{case['id']}"))
+    assert {d["kind"]: d["status"] for d in shown["deadlines"]}[f"action_{coc_action}"] == "met"
+    assert 'name="data.action"' not in client.get(here).get_data(as_text=True)  # none of theirs left: no form
