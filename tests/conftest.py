@@ -172,7 +172,6 @@ ROLES = [
     ("regio", "regio_bestuur", None),
     ("vp", "vertrouwenspersoon", None),
     ("admin", "admin", None),
-    ("rso_chair", "rso_chair", None),
 ]
 
 

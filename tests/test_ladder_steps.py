@@ -10,9 +10,16 @@ import pytest
 from pypdf import PdfReader
 
 from engine.models import Notification
-from flows import fire, ok
+from flows import fire, ok, with_rso_chair
 from test_ladders import consultation, signal, told
 from web.extensions import db
+
+
+@pytest.fixture
+def world(world):
+    """conftest's world with a voorzitter RSO, the owner of escalated_rso_chair."""
+    return with_rso_chair(world)
+
 
 ACTIONS = [{"description": "Rooster aanpassen zodat elke avonddienst een supervisor heeft", "owner_role": "coc_chair",
             "due_date": "2026-06-01"},

@@ -1,11 +1,18 @@
 """The escalation ladders: covenant art. 4 and agreement art. 2.5-2.7, level by level, with who is told."""
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import update
 
 from engine.models import Deadline, Notification
-from flows import fire, ok
+from flows import fire, ok, with_rso_chair
 from web.extensions import db
+
+
+@pytest.fixture
+def world(world):
+    """conftest's world with a voorzitter RSO, the owner of escalated_rso_chair."""
+    return with_rso_chair(world)
 
 
 def told(world, case_id, kind=None) -> set[tuple[str, str]]:

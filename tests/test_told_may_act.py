@@ -19,8 +19,16 @@ from sqlalchemy import select
 from engine.deadlines import sweep
 from engine.inbox import inbox
 from engine.models import Case, Deadline, Notification, User
+from flows import with_rso_chair
 from web.extensions import db
 from workflows import load_definitions
+
+
+@pytest.fixture
+def world(world):
+    """conftest's world with a voorzitter RSO, the owner of escalated_rso_chair."""
+    return with_rso_chair(world)
+
 
 LADDERS = ("escalation", "rso_quality", "rso_obligations", "rso_consultation")
 # The test world's holder of each role (tests/conftest.py): the hospital roles at meander, the case's institution.
