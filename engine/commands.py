@@ -166,8 +166,13 @@ class Engine:
             raise NotFound("case not found", {"case_id": case_id})
         return case
 
-    def available_triggers(self, case: Case, actor: Actor, overdue: bool = False) -> list[str]:
-        return triggers_for(self.definition(case.definition), case.state, actor.roles_on(case), overdue)
+    def available_triggers(self, case: Case, actor: Actor, overdue=False) -> list[str]:
+        """`overdue`: the kinds of the case's overdue deadlines (only the current level's response term
+        gives `when_overdue` rights), or a bool that already says whether that term has passed."""
+        definition = self.definition(case.definition)
+        if not isinstance(overdue, bool):
+            overdue = bool(set(overdue) & definition.level_kinds(case.state))
+        return triggers_for(definition, case.state, actor.roles_on(case), overdue)
 
     def definitions_by_id(self, session: Session, ids) -> dict[int, Definition]:
         """Stored versions by row id, from the process cache where possible (one query for the rest)."""
@@ -179,8 +184,13 @@ class Engine:
         return found
 
     def has_overdue(self, session: Session, case: Case) -> bool:
-        """Has the sweep marked one of the case's deadlines overdue (and is it still open)?"""
-        return session.scalar(select(Deadline.id).where(Deadline.case_id == case.id,
+        """Has the sweep marked the current level's response term overdue (and is it still open)?
+
+        Only that term counts: an old action's passed date gives nobody the rights of `when_overdue`."""
+        kinds = self.definition(case.definition).level_kinds(case.state)
+        if not kinds:
+            return False
+        return session.scalar(select(Deadline.id).where(Deadline.case_id == case.id, Deadline.kind.in_(kinds),
                                                         Deadline.status == DeadlineStatus.OVERDUE)
                               .limit(1)) is not None
 
@@ -212,6 +222,9 @@ class Engine:
             subject_id = actor.id
         if definition.subject["required"] and subject_id is None:
             raise ValidationError("subject_id is required", {"subject_id": ["required for this workflow"]})
+        if subject_id is not None and not definition.subject.get("allowed", True):
+            raise ValidationError(f"a {workflow} case is about the training, never about one person",
+                                  {"subject_id": ["not allowed for this workflow"]})
         if subject_id is not None:
             self._check_subject(session, definition, inst, subject_id)
         parent = None
@@ -233,6 +246,7 @@ class Engine:
         ctx = self._context(session, case, definition, actor, now, dict(data), None)
         data = self._fill_defaults(ctx, definition.open.input)
         self._check_step(ctx, definition.open)
+        self._stamp_item_ids(ctx, definition.open)
         case.data = self._new_data(case.data, data, definition.open, actor, now)
         session.add(case)
         session.flush()  # the id is part of every hash and key below
@@ -330,6 +344,7 @@ class Engine:
         ctx = self._context(session, case, definition, actor, now, dict(data), trigger)
         self._fill_defaults(ctx, step.input)
         self._check_step(ctx, step)
+        self._stamp_item_ids(ctx, step)
         from_state = case.state
         event, closing = self._write_transition(ctx, step, dest, expected_version)
         self._after_transition(ctx, step, from_state, event.seq, closing)
@@ -405,6 +420,8 @@ class Engine:
         session, case, now = ctx.session, ctx.case, ctx.now
         if step.meets:
             self._resolve_deadlines(session, case, DeadlineStatus.MET, now, kinds=step.meets)
+        if step.cancels:
+            self._cancel_kinds(session, case, step.cancels, now)
         if closing:
             self._resolve_deadlines(session, case, DeadlineStatus.CANCELLED, now)
         self._write_deadlines(ctx, step, seq)
@@ -592,6 +609,20 @@ class Engine:
         if problems:
             raise PreconditionFailed(problems)
 
+    def _stamp_item_ids(self, ctx: Context, step: Step) -> None:
+        """Give each item of an `item_ids` list a stable id, so that a later step names the item and not its
+        place in the list. The id is derived from the case, its version and the item: the same on a retry."""
+        for name, spec in step.input.items():
+            items = ctx.input.get(name)
+            if not spec.get("item_ids") or not isinstance(items, list):
+                continue
+            stamped = []
+            for index, item in enumerate(items):
+                seed = canonical_json({"case": ctx.case.id, "version": ctx.case.version, "index": index,
+                                       "item": item})
+                stamped.append({**item, "id": "a" + sha256_hex(seed)[:9]} if isinstance(item, dict) else item)
+            ctx.input[name] = ctx.data[name] = stamped
+
     def _unmet_field(self, step: Step, path: str, reason: str) -> dict:
         top = path.split(".")[0]
         spec = step.input.get(top, {})
@@ -647,8 +678,9 @@ class Engine:
                 label = spec["label"] or spec["kind"]
                 if item is not None and isinstance(item, dict) and item.get("description"):
                     label = f"{label}: {item['description']}"[:300]
+                suffix = item.get("id") if isinstance(item, dict) and item.get("id") else index
                 ctx.session.add(Deadline(
-                    case_id=ctx.case.id, kind=f"{spec['kind']}_{index}" if item is not None else spec["kind"],
+                    case_id=ctx.case.id, kind=f"{spec['kind']}_{suffix}" if item is not None else spec["kind"],
                     label=label, due_at=due_at, owner_role=owner or "owner",
                     remind_at=next_look(due_at, spec["remind_days_before"], ctx.now, self.config.timezone,
                                         self.config.reminder_hour),
@@ -663,6 +695,15 @@ class Engine:
             params["_kinds"] = list(kinds)
         session.flush()  # as the ORM update did: rows added in this transaction are resolved too
         session.connection().execute(_RESOLVE[bool(kinds)], params)
+
+    def _cancel_kinds(self, session, case, kinds, now) -> None:
+        """Open deadlines of `kinds`, and the per-item ones `<kind>_<id>` made from them, cancelled."""
+        session.flush()
+        open_kinds = session.scalars(select(Deadline.kind).where(Deadline.case_id == case.id,
+                                                                 Deadline.status.in_(DEADLINE_OPEN))).all()
+        chosen = {k for k in open_kinds if any(k == base or k.startswith(base + "_") for base in kinds)}
+        if chosen:
+            self._resolve_deadlines(session, case, DeadlineStatus.CANCELLED, now, kinds=sorted(chosen))
 
     # notifications (the outbox)
 
@@ -697,6 +738,8 @@ class Engine:
 
     def _write_notifications(self, ctx: Context, definition: Definition, step: Step, seq: int) -> None:
         for spec in step.notify:
+            if spec.get("when") and ctx.value(spec["when"]) is not True:
+                continue  # "zo nodig": only when the step says so
             subject = outbox.safe_format(spec["subject"], title=ctx.case.title or definition.title,
                                          workflow=definition.title, case_id=ctx.case.id)
             for uid, address in self.recipients(ctx.session, ctx.case, spec["to"]):
@@ -708,10 +751,15 @@ class Engine:
                    kind=kind, subject=subject, now=ctx.now, attachments=attachments, held_for=held_for)
 
     def send_document(self, ctx: Context, doc: Document, to: str, kind: str, subject: str, seq: int,
-                      held_for: Document | None = None) -> int:
+                      held_for: Document | None = None, seen: set | None = None) -> int:
         """Queue the document as a PDF attachment to every recipient of `to`; returns how many.
-        With `held_for` the rows wait (status held) until every signer has signed that document."""
-        recipients = self.recipients(ctx.session, ctx.case, to)
+
+        With `held_for` the rows wait (status held) until every signer has signed that document.
+        `seen`: recipients already sent this document in the same step (one who holds two of the roles
+        gets it once)."""
+        seen = set() if seen is None else seen
+        recipients = [r for r in self.recipients(ctx.session, ctx.case, to) if r not in seen]
+        seen.update(recipients)
         for uid, address in recipients:
             self._queue(ctx, seq, uid, address, to.partition("@")[0], kind, subject,
                         [{"type": "document_pdf", "document_id": doc.id}],

@@ -273,12 +273,10 @@ def sweep(session: Session, engine, now: datetime, *, limit: int = BATCH) -> Swe
 
 
 def _spec(engine, case: Case, kind: str, cache: dict) -> tuple:
-    key = (case.definition_id, kind)
+    key = (case.definition_id, kind, case.state)
     if key not in cache:
         definition = engine.definition(case.definition)
-        found = next((spec for step in [definition.open, *definition.transitions] for spec in step.deadlines
-                      if spec["kind"] == kind), {})
-        cache[key] = (definition, found)
+        cache[key] = (definition, definition.deadline_spec(kind, case.state))
     return cache[key]
 
 

@@ -48,6 +48,12 @@ class FieldSpecSchema(Schema):
     not_future = f.Boolean(load_default=False)  # a date: never after today (a decision cannot be dated ahead)
     # Optional for API clients (the contract does not ask for it), required on the pages' forms.
     required_on_pages = f.Boolean(load_default=False)
+    # A list of objects whose items the engine gives a stable `id` (never their position): a later step
+    # names an item by it, e.g. the agreed action that is done.
+    item_ids = f.Boolean(load_default=False)
+    # A string naming one of the case's open per-item deadlines of this kind (the item's id): forms offer
+    # those as the choices, e.g. the open actions.
+    choices_from = f.String(load_default=None)
 
     @validates_schema
     def _choices(self, data, **kwargs):
@@ -90,6 +96,12 @@ class DeadlineSpecSchema(Schema):
     # When the deadline passes (engine/deadlines.py): it turns overdue and its owner is told; nothing
     # changes state by itself. `on_overdue` adds who else is told, e.g. the next level.
     on_overdue = f.Nested(lambda: OnOverdueSchema(), load_default=lambda: {"notify": []})
+    # The level's own response term: only this one gives `when_overdue` roles their rights, and whoever
+    # its passing is told to (unless `informational`) may act on it (tests/test_told_may_act.py).
+    level = f.Boolean(load_default=False)
+    # Work for its owner from the start (an agreed action): in the owner's inbox until met, not only
+    # when due soon.
+    todo = f.Boolean(load_default=False)
 
 
 class NotifySchema(Schema):
@@ -98,6 +110,11 @@ class NotifySchema(Schema):
     kind = f.String(required=True)
     subject = f.String(required=True)
     subject_en = f.String(load_default="")
+    # Told for information only: they need not be able to act (e.g. the R-COC chair, who watches the
+    # procedure, when the RSO board lets a signal wait).
+    informational = f.Boolean(load_default=False)
+    # Only when this data path is true ("zo nodig": the RvB is told when the board decides so).
+    when = f.String(load_default=None)
 
 
 class OnOverdueSchema(Schema):
@@ -117,6 +134,8 @@ class StepSchema(Schema):
     collect = f.Dict(keys=f.String(), values=f.String(), load_default=dict)
     deadlines = f.List(f.Nested(DeadlineSpecSchema), load_default=list)
     meets = f.List(f.String(), load_default=list)
+    # Open deadlines of these kinds (and their per-item deadlines, kind_<id>) are cancelled.
+    cancels = f.List(f.String(), load_default=list)
     notify = f.List(f.Nested(NotifySchema), load_default=list)
     effects = f.List(f.Dict(), load_default=list)
 
@@ -162,6 +181,8 @@ class DocumentSpecSchema(Schema):
 
 class SubjectSchema(Schema):
     required = f.Boolean(load_default=False)
+    # False: the case is never about one person (a ladder is about the training): subject_id → 422.
+    allowed = f.Boolean(load_default=True)
     role = f.String(load_default=None)
     default = f.String(load_default=None, validate=validate.OneOf(("opener",)))
 
@@ -172,7 +193,8 @@ class DefinitionSchema(Schema):
     title_en = f.String(load_default="")
     description = f.String(load_default="")
     category = f.String(load_default="organisational", validate=validate.OneOf(("personal", "organisational")))
-    subject = f.Nested(SubjectSchema, load_default=lambda: {"required": False, "role": None, "default": None})
+    subject = f.Nested(SubjectSchema, load_default=lambda: {"required": False, "role": None, "default": None,
+                                                             "allowed": True})
     visibility = f.Dict(
         keys=f.String(), values=f.String(validate=validate.OneOf(("institution", "region", "employer"))),
         load_default=dict
@@ -222,6 +244,7 @@ class Step:
     notify: list
     effects: list
     trigger: str | None = None
+    cancels: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     dest: str = ""
     when_overdue: tuple[str, ...] = ()
@@ -270,6 +293,41 @@ class Definition:
                 return t
         return None
 
+    def entering(self, state: str) -> list[Step]:
+        """The steps that bring a case into `state` (opening included), not those that stay in it."""
+        steps = [self.open] if self.open.dest == state else []
+        return steps + [t for t in self.transitions if t.dest == state and state not in t.sources]
+
+    def level_terms(self, state: str) -> list[dict]:
+        """The deadline specs of `state`'s own response term (`level: true`), written on arrival."""
+        return [spec for step in self.entering(state) for spec in step.deadlines if spec.get("level")]
+
+    def level_kinds(self, state: str) -> frozenset[str]:
+        return frozenset(spec["kind"] for spec in self.level_terms(state))
+
+    def deadline_spec(self, kind: str, state: str | None = None) -> dict:
+        """The spec a deadline row was made from: by its kind, or a per-item one's (`<kind>_<id>`).
+
+        Several levels may name their term alike ("response"): the spec of a step that entered `state`
+        (the case's current one) comes first, so each level's term tells its own recipients."""
+        arrived = self.entering(state) if state in self.state_names else []
+        specs = [spec for step in [*arrived, self.open, *self.transitions] for spec in step.deadlines]
+        exact = next((spec for spec in specs if spec["kind"] == kind), None)
+        return exact or next((spec for spec in specs if spec.get("for_each") and kind.startswith(spec["kind"] + "_")),
+                             {})
+
+    def told_when_overdue(self, kind: str, state: str | None = None) -> tuple[set[str], set[str]]:
+        """(who is told to act, who is told for information) when a deadline of `kind` passes while the case
+        is at `state`, its owner aside."""
+        notify = (self.deadline_spec(kind, state).get("on_overdue") or {}).get("notify") or []
+        act = {entry["to"] for entry in notify if not entry.get("informational")}
+        return act, {entry["to"] for entry in notify if entry.get("informational")} - act
+
+    @cached_property
+    def todo_kinds(self) -> frozenset[str]:
+        return frozenset(spec["kind"] for step in [self.open, *self.transitions] for spec in step.deadlines
+                         if spec.get("todo"))
+
     def escalation(self, state: str) -> Step | None:
         """The move that takes the case from `state` to the next level of its ladder, if there is one."""
         return next((t for t in self.transitions if t.escalates and state in t.sources), None)
@@ -309,6 +367,7 @@ def _step(data: dict, trigger=None, sources=(), dest="") -> Step:
         sources=tuple(sources),
         dest=dest,
         when_overdue=tuple(data.get("when_overdue", ())),
+        cancels=tuple(data.get("cancels", ())),
         escalates=data.get("escalates", False),
     )
 

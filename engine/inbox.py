@@ -29,8 +29,18 @@ def _owned_states(definitions: dict, role_names: set[str]) -> list[tuple[str, li
     return owned
 
 
+def overdue_viewers(definition, state: str, kind: str) -> set[str]:
+    """Who sees a passed deadline besides its owner: those its `on_overdue` tells to act (who may act on
+    it, tests/test_told_may_act.py), else the owner of the next rung."""
+    act, informational = definition.told_when_overdue(kind, state)
+    if act or informational:
+        return act
+    nxt = next_level_owner(definition, state)
+    return {nxt} if nxt else set()
+
+
 def next_level_owner(definition, state: str) -> str | None:
-    """Who sees a passed deadline besides its owner: the owner of the next rung."""
+    """The owner of the next rung: who sees a passed deadline whose definition names nobody to tell."""
     step = definition.escalation(state)
     if step:
         owner = definition.state(step.dest).get("owner")
@@ -53,6 +63,14 @@ def awaiting_signature(session: Session, scope, actor: Actor) -> list[tuple[Docu
         newest[(doc.case_id, doc.kind)] = (doc, case)
     return [(doc, case) for doc, case in newest.values()
             if actor.id in (doc.required_signer_ids or []) and all(s.signer_id != actor.id for s in doc.signatures)]
+
+
+def _todo(definitions: dict):
+    """Deadlines that are work from the start (agreed actions): a SQL condition, or None."""
+    clauses = [and_(Case.workflow_key == key, or_(*(Deadline.kind.like(kind.replace("_", r"\_") + r"\_%", escape="\\")
+                                                   for kind in sorted(d.todo_kinds))))
+               for key, d in definitions.items() if d.todo_kinds]
+    return or_(*clauses) if clauses else None
 
 
 def inbox(session: Session, engine, actor: Actor, now: datetime, horizon_days: int = 14) -> list[dict]:
@@ -93,11 +111,15 @@ def inbox(session: Session, engine, actor: Actor, now: datetime, horizon_days: i
         else:
             add(case, "action_required", detail=definition.state(case.state).get("label", case.state))
 
-    # Deadlines: due soon or passed, for their owner and (when passed) the next level's owner.
+    # Deadlines: due soon or passed, for their owner and (when passed) whoever may act on it; work from
+    # the start (an agreed action) for its owner until it is met.
+    shown = [Deadline.status == DeadlineStatus.OVERDUE, Deadline.due_at <= now + timedelta(days=horizon_days)]
+    todo = _todo(definitions)
+    if todo is not None:
+        shown.append(todo)
     rows = session.execute(
         select(Deadline, Case).join(Case, Case.id == Deadline.case_id)
-        .where(scope, Deadline.status.in_(DEADLINE_OPEN),
-               or_(Deadline.status == DeadlineStatus.OVERDUE, Deadline.due_at <= now + timedelta(days=horizon_days)))
+        .where(scope, Deadline.status.in_(DEADLINE_OPEN), or_(*shown))
         .order_by(Deadline.due_at)
     ).unique().all()
     for deadline, case in rows:
@@ -109,10 +131,14 @@ def inbox(session: Session, engine, actor: Actor, now: datetime, horizon_days: i
         overdue = is_late(deadline, now)
         mine = owner in roles
         if overdue and not mine:
-            mine = next_level_owner(definition, case.state) in roles
-        if mine:
+            mine = bool(overdue_viewers(definition, case.state, deadline.kind) & roles)
+        if not mine:
+            continue
+        if overdue or deadline.due_at <= now + timedelta(days=horizon_days):
             add(case, "deadline_overdue" if overdue else "deadline_due", deadline.due_at, deadline.label,
                 deadline_id=deadline.id)
+        else:  # an agreed action, not yet due: the owner's work all the same
+            add(case, "action_required", deadline.due_at, deadline.label, deadline_id=deadline.id)
 
     for doc, case in awaiting_signature(session, scope, actor):
         title = engine.definition(case.definition).documents.get(doc.kind, {}).get("title", doc.kind)

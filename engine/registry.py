@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from .calendar import local_date
-from .models import Case, Document, User
+from .models import AuditEvent, Case, Document, User
 from .outbox import safe_format
 
 
@@ -91,6 +91,29 @@ class Context:
             latest[doc.kind] = doc
         return latest
 
+    def history(self) -> list[dict]:
+        """The case's steps so far, for a letter that tells its story: [{date, step, note}].
+
+        `step` names the state reached (or the step, when the case stayed where it was); `note` holds the
+        step's text inputs (reasons, decisions), never a confidential field."""
+        out = []
+        hidden = set(self.definition.confidential)
+        for event in self.session.scalars(select(AuditEvent).where(AuditEvent.case_id == self.case.id,
+                                                                   AuditEvent.type.in_(("opened", "transition")))
+                                          .order_by(AuditEvent.seq)):
+            step = self.definition.open if event.type == "opened" else self.definition.step(event.trigger,
+                                                                                            event.from_state)
+            if step is None:
+                continue
+            same = event.type == "transition" and event.from_state == event.to_state
+            name = step.label if same else self.definition.state(event.to_state).get("label") or event.to_state
+            given = (event.data or {}).get("input") or {}
+            notes = [given[k] for k, spec in step.input.items()
+                     if spec["type"] == "text" and k not in hidden and isinstance(given.get(k), str) and given[k]]
+            out.append({"date": local_date(event.at, self.config.timezone).isoformat(), "step": name,
+                        "note": " — ".join(notes)})
+        return out
+
     def document_is_signed(self, kind: str) -> bool:
         doc = self.documents.get(kind)
         if doc is None:
@@ -100,10 +123,12 @@ class Context:
 
     def value(self, path: str):
         """Resolve "data.x.y", "documents.kind.field", "case.attr", "subject.name", "opener.name",
-        "responsible.name", "actor.name", "institution.name" or "today" (or a bare data key)."""
+        "responsible.name", "actor.name", "institution.name", "today" or "history" (or a bare data key)."""
         parts = path.split(".")
         if path == "today":
             return local_date(self.now, self.config.timezone).isoformat()
+        if path == "history":
+            return self.history()
         if parts[0] in ("subject", "opener", "responsible", "actor"):
             uid = {"subject": self.case.subject_id, "opener": self.case.opened_by_id,
                    "responsible": self.case.responsible_id, "actor": self.actor.id}[parts[0]]

@@ -80,7 +80,10 @@ def _new_pdf(title: str, created: datetime) -> _Pdf:
 
 def _value_text(value) -> str:
     if isinstance(value, list):
-        return "\n".join(f"• {item}" for item in value)
+        return "\n".join(f"• {_value_text(item)}" for item in value)
+    if isinstance(value, dict):  # a row of a letter's list (a step of the history, an agreed action)
+        return " — ".join(_value_text(v) for k, v in value.items()
+                          if v not in (None, "") and k not in ("id", "owner_role"))
     if isinstance(value, bool):
         return "ja" if value else "nee"
     if isinstance(value, str) and len(value) == 10 and value[4] == "-" and value[7] == "-":
@@ -109,6 +112,8 @@ def render(document: Document, case: Case, definition: dict, users: dict[int, Us
         ("Aios", subject.name if subject else "—"),
         ("Versie", f"{document.version}, vastgelegd op {datetime_nl(document.created_at)}"),
     ]
+    if definition.get("category") == "organisational":  # about a training, never about one aios
+        meta = [row for row in meta if row[0] != "Aios"]
     for label, value in meta:
         pdf.set_font("DejaVu", "B", 9)
         pdf.cell(35, 5.5, label)

@@ -26,6 +26,22 @@ PLAN = {
 }
 
 
+def with_rso_chair(world):
+    """The world plus a voorzitter RSO ("rso_chair", rso_chair@test.nl), who owns escalated_rso_chair."""
+    from engine.models import RoleAssignment
+    from web.extensions import db
+
+    if "rso_chair" not in world.users:
+        with world.app.app_context():
+            user = User(email="rso_chair@test.nl", name="Rso_chair", active=True,
+                        created_at=world.app.extensions["traject"].clock.now())
+            user.roles.append(RoleAssignment(role="rso_chair", institution_id=None, region_id=world.region_id))
+            db.session.add(user)
+            db.session.commit()
+            world.users["rso_chair"] = user.id
+    return world
+
+
 def ok(response, status=200):
     assert response.status_code == status, response.get_json()
     return response.get_json()

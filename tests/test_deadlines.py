@@ -279,8 +279,9 @@ def test_a_region_that_automates_escalation_moves_the_case_up_one_level_when_a_t
     assert summary["overdue"] == 1 and summary["escalated"] == 1
     shown = world.api("rso").get(f"/cases/{case['id']}").get_json()  # a new token: the clock moved on
     assert shown["state"] == "escalated_coc_chair"
-    assert [(d["kind"], d["status"], d["owner_role"]) for d in shown["deadlines"]] == [
-        ("response", "met", "rso_board"), ("response", "pending", "coc_chair")]
+    assert sorted((d["kind"], d["status"], d["owner_role"]) for d in shown["deadlines"]) == [
+        ("discussion_term", "met", "rso_board"), ("response", "met", "rso_chair"),
+        ("response", "pending", "coc_chair"), ("signal_term", "met", "rso_board")]
     chain = events(app, case["id"])
     assert [e.type for e in chain[-2:]] == ["deadline_overdue", "transition"]
     assert chain[-1].at == at("2026-03-17T08:00") and chain[-1].data["input"]["reason"].endswith("(automatisch)")

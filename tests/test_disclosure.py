@@ -29,7 +29,8 @@ def confidential(world):
     consultation = ok(world.api("rso").post("/cases", json={
         "workflow": "rso_consultation", "institution": "meander", "title": "Onvoldoende supervisie",
         "data": {"shortcoming": "Supervisie voldoet niet", "requirement": "quality"}}), 201)
-    consultation = fire(world.api("rso"), consultation, "escalate_quality", {"reason": "Niet nagekomen"})
+    consultation = fire(world.api("rso"), consultation, "escalate_quality", {"reason": "Niet nagekomen",
+                                                                        "justification": "Weigert overleg"})
     [report_id] = consultation["child_ids"]
     return {"signal": signal["id"], "report": report_id}
 

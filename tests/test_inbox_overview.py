@@ -48,12 +48,15 @@ def test_deadlines_due_and_overdue_reach_the_owner_and_the_next_level_first(worl
 
 
 def test_the_coc_chair_finds_the_escalation_at_their_level(world):
-    rso, coc = world.api("rso"), world.api("coc")
+    from flows import with_rso_chair
+
+    with_rso_chair(world)
+    rso, coc, chair = world.api("rso"), world.api("coc"), world.api("rso_chair")
     case = fire(rso, signal(world), "discuss")
     assert (case["id"], "action_required") in reasons(rso)
     case = fire(rso, case, "escalate", {"reason": "x"})
-    assert (case["id"], "escalation") in reasons(rso)
-    case = fire(rso, case, "escalate", {"reason": "x"})
+    assert (case["id"], "escalation") in reasons(chair)  # the voorzitter RSO's level
+    case = fire(chair, case, "escalate", {"reason": "x"})
     items = [i for i in ok(coc.get("/inbox")) if i["case_id"] == case["id"]]
     assert [i["reason"] for i in items] == ["escalation"]
     assert items[0]["detail"] == "Opgeschaald naar de COC-voorzitter"

@@ -1,11 +1,18 @@
 """The escalation ladders: covenant art. 4 and agreement art. 2.5-2.7, level by level, with who is told."""
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import update
 
 from engine.models import Deadline, Notification
-from flows import fire, ok
+from flows import fire, ok, with_rso_chair
 from web.extensions import db
+
+
+@pytest.fixture
+def world(world):
+    """conftest's world with a voorzitter RSO, the owner of escalated_rso_chair."""
+    return with_rso_chair(world)
 
 
 def told(world, case_id, kind=None) -> set[tuple[str, str]]:
@@ -27,24 +34,30 @@ def signal(world, who="aios", institution="meander", **data):
 
 def test_the_art4_ladder_from_signal_to_the_rgs_tells_the_right_people_at_every_level(world):
     rso, coc, rvb, rcoc = world.api("rso"), world.api("coc"), world.api("rvb"), world.api("rcoc")
+    chair = world.api("rso_chair")
     case = signal(world)
     assert case["state"] == "signalled"
     assert told(world, case["id"], "level_reached") == {("rso@test.nl", "level_reached")}
-    case = fire(rso, case, "discuss", {"with_coc_board": True})
+    case = fire(rso, case, "discuss", {"with_coc_board": True, "inform_rvb": True})
     assert ("rvb@test.nl", "escalation_rvb_informed") in told(world, case["id"])
     case = fire(rso, case, "agree_actions", {"actions": [
         {"description": "Rooster aanpassen", "owner_role": "coc_chair", "due_date": "2026-04-01"},
         {"description": "Bereikbaarheid evalueren", "owner_role": "rso_board", "due_date": "2026-05-01"}]})
-    assert {(d["kind"], d["owner_role"]) for d in case["deadlines"]} == {
-        ("action_1", "coc_chair"), ("action_2", "rso_board")}
-    case = fire(rso, case, "complete_action", {"action": 1})
-    assert {d["kind"]: d["status"] for d in case["deadlines"]}["action_1"] == "met"
-    assert fire(rso, case, "complete_action", {"action": 7}, status=422)["error"]["code"] == "precondition_failed"
+    first, second = (a["id"] for a in case["data"]["actions"])
+    assert {(d["kind"], d["owner_role"]) for d in case["deadlines"] if d["kind"].startswith("action_")} == {
+        (f"action_{first}", "coc_chair"), (f"action_{second}", "rso_board")}
+    case = fire(coc, case, "complete_action", {"action": first, "note": "Rooster per 1 april aangepast"})
+    assert {d["kind"]: d["status"] for d in case["deadlines"]}[f"action_{first}"] == "met"
+    assert fire(rso, case, "complete_action", {"action": "a000000000"}, status=422)["error"]["code"] == \
+        "precondition_failed"
     case = fire(rso, case, "monitor", {"review_date": "2026-06-01"})
     case = fire(rso, case, "escalate", {"reason": "Blijvende zorg"})
     assert case["state"] == "escalated_rso_chair"
+    assert ("rso_chair@test.nl", "level_reached") in told(world, case["id"])
+    assert {d["kind"]: d["status"] for d in case["deadlines"]}[f"action_{second}"] == "cancelled"
     assert fire(coc, case, "escalate", {"reason": "x"}, status=403)["error"]["code"] == "forbidden"
-    case = fire(rso, case, "escalate", {"reason": "Geen verbetering"})
+    assert fire(rso, case, "escalate", {"reason": "x"}, status=403)["error"]["code"] == "forbidden"
+    case = fire(chair, case, "escalate", {"reason": "Geen verbetering"})
     assert case["state"] == "escalated_coc_chair"
     assert ("coc@test.nl", "level_reached") in told(world, case["id"])
     assert ("coc_gelre@test.nl", "level_reached") not in told(world, case["id"])
@@ -68,20 +81,20 @@ def test_the_art4_ladder_from_signal_to_the_rgs_tells_the_right_people_at_every_
 
 
 def test_each_level_resolves_only_by_its_owner(world):
-    rso, coc = world.api("rso"), world.api("coc")
+    rso, coc, chair = world.api("rso"), world.api("coc"), world.api("rso_chair")
     case = fire(rso, signal(world), "discuss")
     case = fire(rso, case, "escalate", {"reason": "x"})
-    case = fire(rso, case, "escalate", {"reason": "x"})
+    case = fire(chair, case, "escalate", {"reason": "x"})
     assert fire(rso, case, "resolve", {"resolution": "x"}, status=403)["error"]["code"] == "forbidden"
     assert ok(coc.get(f"/cases/{case['id']}"))["available_triggers"] == ["escalate", "resolve"]
     assert fire(coc, case, "resolve", {"resolution": "Opgelost met de vakgroep"})["state"] == "resolved"
 
 
 def test_the_r_coc_chair_may_escalate_when_a_level_let_its_term_pass(world):
-    rso, rcoc = world.api("rso"), world.api("rcoc")
+    rso, rcoc, chair = world.api("rso"), world.api("rcoc"), world.api("rso_chair")
     case = fire(rso, signal(world), "discuss")
     case = fire(rso, case, "escalate", {"reason": "x"})
-    case = fire(rso, case, "escalate", {"reason": "x"})  # at the COC chair
+    case = fire(chair, case, "escalate", {"reason": "x"})  # at the COC chair
     assert fire(rcoc, case, "escalate", {"reason": "x"}, status=403)["error"]["code"] == "forbidden"
     with world.app.app_context():
         db.session.execute(update(Deadline).where(Deadline.case_id == case["id"], Deadline.status == "pending")
@@ -98,7 +111,7 @@ def test_a_signal_about_the_coc_chair_skips_them_and_hides_the_case_from_them(wo
     assert case["id"] not in [c["id"] for c in ok(coc.get("/cases"))["items"]]
     case = fire(rso, case, "discuss")
     case = fire(rso, case, "escalate", {"reason": "x"})
-    case = fire(rso, case, "escalate", {"reason": "De COC-voorzitter is zelf betrokken"})
+    case = fire(world.api("rso_chair"), case, "escalate", {"reason": "De COC-voorzitter is zelf betrokken"})
     assert case["state"] == "escalated_rvb"  # the COC level had nobody left to own it
     events = ok(rso.get(f"/cases/{case['id']}/events"))
     assert events[-1]["data"]["effects"] == [{"effect": "skipped_levels", "levels": ["escalated_coc_chair"]}]
@@ -138,7 +151,10 @@ def test_art_2_5_consultation_has_a_30_day_term_and_escalates_into_art_2_6(world
     assert ("coc@test.nl", "consultation_started") in told(world, case["id"])
     body = fire(rso, case, "escalate_obligations", {"reason": "x"}, status=422)
     assert body["error"]["details"]["unmet"][0]["guard"] == "field_equals"
-    case = fire(rso, case, "escalate_quality", {"reason": "Niet nagekomen binnen 30 dagen"})
+    body = fire(rso, case, "escalate_quality", {"reason": "Niet nagekomen"}, status=422)
+    assert [u["field"] for u in body["error"]["details"]["unmet"]] == ["data.justification"]  # day 0 of 30
+    case = fire(rso, case, "escalate_quality", {"reason": "Niet nagekomen",
+                                                "justification": "De Partij weigert elk overleg"})
     [child_id] = case["child_ids"]
     ladder = ok(coc.get(f"/cases/{child_id}"))
     assert ladder["workflow"] == "rso_quality" and ladder["state"] == "reported_coc"
@@ -162,7 +178,8 @@ def test_art_2_5_consultation_has_a_30_day_term_and_escalates_into_art_2_6(world
 
 def test_art_2_7_sends_a_written_report_to_the_rvb_with_a_copy_to_the_r_coc(world):
     rso, coc, rvb, rcoc = world.api("rso"), world.api("coc"), world.api("rvb"), world.api("rcoc")
-    case = fire(rso, consultation(world, "obligations"), "escalate_obligations", {"reason": "Niet nagekomen"})
+    case = fire(rso, consultation(world, "obligations"), "escalate_obligations",
+                {"reason": "Niet nagekomen", "justification": "Herhaaldelijk niet nagekomen"})
     ladder = ok(coc.get(f"/cases/{case['child_ids'][0]}"))
     assert ladder["workflow"] == "rso_obligations"
     ladder = fire(coc, ladder, "escalate", {"reason": "Geen verbetering"})

@@ -8,10 +8,12 @@ from sqlalchemy import func, select
 
 from engine import records
 from engine.calendar import add_term, last_day_of_term, local_date, months_between_ok
-from engine.fields import parse_date
+from engine.fields import is_empty, parse_date
 from engine.locks import hold_person
-from engine.models import Case, RecordStatus
+from engine.models import DEADLINE_OPEN, Case, Deadline, RecordStatus
 from engine.registry import Context, Registry, unmet
+
+from .roles import LABELS_NL
 
 
 def install(registry: Registry) -> Registry:
@@ -20,6 +22,9 @@ def install(registry: Registry) -> Registry:
     registry.validator("date_within")(date_within)
     registry.validator("required_when")(required_when)
     registry.effect("write_letter")(write_letter)
+    registry.effect("write_action_list")(write_action_list)
+    registry.guard("owns_item")(owns_item)
+    registry.guard("justified_before_term")(justified_before_term)
     registry.guard("within_weeks_of_decision")(within_weeks_of_decision)
     registry.guard("parent_is")(parent_is)
     registry.guard("subject_is_actor")(subject_is_actor)
@@ -85,11 +90,17 @@ def write_letter(ctx: Context, kind: str, to: list, notify_kind: str, subject: s
     (a document kind written in this step, often the letter itself) its rows wait until that is signed.
     """
     content = {name: _fact(ctx, path) for name, path in facts.items()}
+    return _send_letter(ctx, kind, content, to, notify_kind, subject, held_until_signed)
+
+
+def _send_letter(ctx: Context, kind: str, content: dict, to: list, notify_kind: str, subject: str,
+                 held_until_signed: str | None = None) -> dict:
     content = {k: _plain(v, ctx.config.timezone) for k, v in content.items() if v is not None}
     doc = ctx.engine.write_document(ctx, kind, content)
     seq = ctx.case.audit_seq + 1  # the event this effect belongs to
     held = ctx.documents.get(held_until_signed) if held_until_signed else None
-    sent = sum(ctx.engine.send_document(ctx, doc, recipient, notify_kind, subject, seq, held_for=held)
+    seen: set = set()
+    sent = sum(ctx.engine.send_document(ctx, doc, recipient, notify_kind, subject, seq, held_for=held, seen=seen)
                for recipient in to)
     if doc.required_signer_ids:
         ctx.engine.request_signatures(ctx, doc, seq)
@@ -103,6 +114,50 @@ def _fact(ctx: Context, path: str):
     if path.startswith("@"):
         return FACTS[path[1:]](ctx)
     return ctx.value(path)
+
+
+def write_action_list(ctx: Context, kind: str, items: str, to: list, notify_kind: str, subject: str, facts: dict):
+    """The actions and their timeline laid down in writing (covenant art. 4, step 3): one letter, sent to
+    the roles in `to` and to every action's owner, each once. Owners are named as people call them."""
+    actions = [{"id": a.get("id"), "description": a.get("description"), "owner": LABELS_NL.get(a.get("owner_role"),
+                a.get("owner_role")), "owner_role": a.get("owner_role"), "due_date": a.get("due_date")}
+               for a in ctx.value(items) or [] if isinstance(a, dict)]
+    content = {name: ctx.value(path) for name, path in facts.items()}
+    owners = list(dict.fromkeys(a["owner_role"] for a in actions if a["owner_role"]))
+    return _send_letter(ctx, kind, {**content, "actions": actions}, [*to, *owners], notify_kind, subject)
+
+
+def _open_deadline(ctx: Context, kind: str):
+    name = kind.format_map({k: v for k, v in ctx.input.items() if isinstance(v, (int, str))})
+    return ctx.session.scalar(select(Deadline).where(Deadline.case_id == ctx.case.id, Deadline.kind == name,
+                                                     Deadline.status.in_(DEADLINE_OPEN)).limit(1))
+
+
+def owns_item(ctx: Context, kind: str):
+    """An agreed action is marked done by its owner, or by the owner of the level (who keeps the list)."""
+    deadline = _open_deadline(ctx, kind)
+    if deadline is None:
+        return None  # deadline_open reports it
+    roles = ctx.actor.roles_on(ctx.case)
+    level_owner = ctx.definition.state(ctx.case.state).get("owner")
+    if ctx.actor.superuser or deadline.owner_role in roles or level_owner in roles:
+        return None
+    owner = LABELS_NL.get(deadline.owner_role, deadline.owner_role)
+    return unmet("owns_item", f"only its owner ({deadline.owner_role}) marks this action done",
+                 f"alleen de eigenaar ({owner}) meldt deze actie af", field="data.action")
+
+
+def justified_before_term(ctx: Context, kind: str, field: str):
+    """Leaving a term before it ends (a 2.5 consultation escalated within its 30 days) needs a reason."""
+    term = ctx.session.scalar(select(Deadline).where(Deadline.case_id == ctx.case.id, Deadline.kind == kind,
+                                                     Deadline.status.in_(DEADLINE_OPEN)).limit(1))
+    if term is None or term.due_at <= ctx.now or not is_empty(ctx.data.get(field)):
+        return None
+    ends = local_date(term.due_at, ctx.config.timezone).isoformat()
+    return unmet("justified_before_term",
+                 f"the term runs until {ends}: escalating before then needs a justification ({field})",
+                 f"de termijn loopt tot en met {ends}: eerder opschalen kan alleen met een motivering",
+                 field=f"data.{field}", term_ends_on=ends)
 
 
 def _plain(value, tz: str):

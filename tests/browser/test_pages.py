@@ -14,8 +14,8 @@ from web.demo import NAMES, email
 from .browsing import LAPTOP, TABLET, shoot
 
 AIOS = NAMES["aios"][0]  # aios.meander.1
-DEMO_ROLES = ["opleider", "aios", "coc_chair", "hr", "rvb", "rso_board", "r_coc_chair", "regio_bestuur",
-              "vertrouwenspersoon", "admin"]
+DEMO_ROLES = ["opleider", "aios", "coc_chair", "hr", "rvb", "rso_board", "rso_chair", "r_coc_chair",
+              "regio_bestuur", "vertrouwenspersoon", "admin"]
 
 
 def demo_login(page, role: str):
@@ -221,9 +221,10 @@ def _escalation_at_coc_chair(live) -> int:
         case = eng.open_case(db.session, board, workflow="escalation", institution="meander",
                              title="Zorg over supervisie op de OK",
                              data={"description": "Aios melden structureel te weinig supervisie op de OK."})
-        for trigger, data in [("discuss", {}), ("escalate", {"reason": "Geen afspraken gemaakt."}),
-                              ("escalate", {"reason": "De voorzitter RSO kreeg geen reactie."})]:
-            case = eng.fire(db.session, board, case.id, trigger, case.version, data)
+        chair = eng.actor_for(db.session.scalar(select(User).where(User.email == email("rso_chair"))))
+        for who, trigger, data in [(board, "discuss", {}), (board, "escalate", {"reason": "Geen afspraken gemaakt."}),
+                                   (chair, "escalate", {"reason": "De voorzitter RSO kreeg geen reactie."})]:
+            case = eng.fire(db.session, who, case.id, trigger, case.version, data)
         db.session.commit()
         return case.id
 

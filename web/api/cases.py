@@ -73,7 +73,7 @@ def serialize_cases(cases: list[Case]) -> list[dict]:
             "responsible_id": c.responsible_id, "title": c.title, "state": c.state, "version": c.version,
             "opened_at": c.opened_at, "closed_at": c.closed_at, "data": shown[c.id].data(c.data),
             "available_triggers": eng.available_triggers(
-                c, actor, overdue=any(d["status"] == DeadlineStatus.OVERDUE for d in deadlines[c.id])),
+                c, actor, overdue={d["kind"] for d in deadlines[c.id] if d["status"] == DeadlineStatus.OVERDUE}),
             "deadlines": deadlines[c.id],
             "documents": documents[c.id], "parent_id": c.parent_id if c.parent_id in visible_parents else None,
             "child_ids": children[c.id],

@@ -14,7 +14,7 @@ from flask_login import login_required
 from markupsafe import Markup
 
 from engine.errors import Forbidden, PreconditionFailed, TransitionNotAllowed, ValidationError, VersionConflict
-from engine.models import DEADLINE_WAITING, Case
+from engine.models import DEADLINE_OPEN, DEADLINE_WAITING, Case
 
 
 from .. import access_log, exports, svg
@@ -100,10 +100,28 @@ def _mine(state: FormState | None, key: str) -> FormState | None:
     return state if state and state.key == key else None
 
 
+def _open_items(case_: Case, page, step) -> dict[str, list]:
+    """The choices of a `choices_from` field: the case's open per-item deadlines of that kind that this
+    reader may close (their own, or all of them for the level's owner), by the item's id."""
+    owner = page.definition.state(case_.state).get("owner")
+    out = {}
+    for name, spec in step.input.items():
+        prefix = f"{spec['choices_from']}_" if spec.get("choices_from") else None
+        if prefix:
+            out[name] = [(d.kind[len(prefix):], f"{i18n.deadline_label(d, page.definition)} "
+                          f"({i18n.fmt_date(d.due_at)})") for d in page.deadlines
+                         if d.kind.startswith(prefix) and d.status in DEADLINE_OPEN
+                         and (d.owner_role in page.roles or owner in page.roles)]
+    return out
+
+
 def _trigger_forms(case_: Case, page, state: FormState | None) -> list[dict]:
     definition, out = page.definition, []
     for trigger in page.triggers:
         step = definition.step(trigger, case_.state)
+        options = _open_items(case_, page, step)
+        if any(not choices for choices in options.values()):
+            continue  # nothing of this reader's to choose (no open action of theirs): no form that cannot work
         mine = _mine(state, f"t:{trigger}")
         out.append({
             "trigger": trigger,
@@ -111,7 +129,7 @@ def _trigger_forms(case_: Case, page, state: FormState | None) -> list[dict]:
             "dest": i18n.state_label(definition, step.dest),
             "final": step.dest in definition.final_states,
             "fields": forms.build(step.input, "data", f"t-{trigger}", mine.values if mine else {},
-                                  mine.errors if mine else {}, False),
+                                  mine.errors if mine else {}, False, options),
             "state": mine,
         })
     return out

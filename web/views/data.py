@@ -87,15 +87,16 @@ def case_rows(cases: list[Case], now: datetime, actor: Actor | None = None) -> l
     for c in cases:
         definition = eng.definition(c.definition)
         deadlines = by_case[c.id]
-        overdue = any(d.status == DeadlineStatus.OVERDUE for d in deadlines)
+        overdue = {d.kind for d in deadlines if d.status == DeadlineStatus.OVERDUE}
         rows.append(CaseRow(case=c, definition=definition, subject_name=who.get(c.subject_id, ""),
                             deadlines=deadlines, late=sum(is_late(d, now) for d in deadlines),
                             triggers=triggers(c, actor, overdue) if actor else []))
     return rows
 
 
-def triggers(case: Case, actor: Actor, overdue: bool = False) -> list[str]:
-    """What this actor may fire now; `overdue`: the case has a deadline its owner let pass."""
+def triggers(case: Case, actor: Actor, overdue=False) -> list[str]:
+    """What this actor may fire now; `overdue`: the kinds of the case's passed deadlines (only the level's
+    own response term counts, Engine.available_triggers)."""
     try:
         return engine().available_triggers(case, actor, overdue=overdue)
     except TypeError:  # an engine without escalation owners
@@ -231,7 +232,7 @@ def case_page(actor: Actor, case: Case) -> CasePage:
     people_ids |= {e.actor_id for e in events}
     people_ids |= {uid for docs in documents.values() for d in docs for uid in d.required_signer_ids or []}
     people_ids |= {s.signer_id for docs in documents.values() for d in docs for s in d.signatures}
-    overdue = any(d.status == DeadlineStatus.OVERDUE for d in deadlines)
+    overdue = {d.kind for d in deadlines if d.status == DeadlineStatus.OVERDUE}
     return CasePage(case=case, definition=definition, events=events, deadlines=deadlines, documents=dict(documents),
                     people=names(people_ids), related=related, triggers=triggers(case, actor, overdue),
                     roles=actor.roles_on(case), shown=eng.disclosure(case, actor))

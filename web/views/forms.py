@@ -59,6 +59,8 @@ def _widget(spec: dict) -> str:
         return "rows"
     if kind == "boolean":
         return "checkbox" if spec.get("must_be") is True else "yesno"
+    if spec.get("choices_from"):  # one of the case's open items (an agreed action): chosen, never typed
+        return "select"
     return {"text": "textarea", "list": "lines", "date": "date", "integer": "number", "choice": "select",
             "object": "fieldset"}.get(kind, "text")
 
@@ -70,8 +72,10 @@ def _required(spec: dict, default: bool) -> bool:
     return default if required is None else bool(required)
 
 
-def build(specs: dict, prefix: str, id_prefix: str, values, errors: dict, required_default: bool) -> list[Field]:
-    """Fields for a form; `values` maps posted names to strings (a request.form or initial values)."""
+def build(specs: dict, prefix: str, id_prefix: str, values, errors: dict, required_default: bool,
+          options: dict | None = None) -> list[Field]:
+    """Fields for a form; `values` maps posted names to strings (a request.form or initial values);
+    `options`: field name → [(value, label)] for fields whose choices come from the case (`choices_from`)."""
     out = []
     for name, spec in specs.items():
         path = f"{prefix}.{name}"
@@ -89,7 +93,8 @@ def build(specs: dict, prefix: str, id_prefix: str, values, errors: dict, requir
             item.children = build(spec["fields"], path, dom_id, values, errors, True)
             # an error about a sub-field's absence (e.g. data.evaluation.date) stays with the sub-field
         elif widget == "select":
-            item.choices = [(c, choice_label(c)) for c in spec["choices"]]
+            item.choices = (list((options or {}).get(name, [])) if spec.get("choices_from")
+                            else [(c, choice_label(c)) for c in spec["choices"]])
             item.value = values.get(path, "")
         elif widget == "checkbox":
             item.value = values.get(path) in ("1", "true", "on", True)
