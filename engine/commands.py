@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from . import audit, fields, outbox
-from .calendar import end_of_day, local_date
+from .calendar import WEEKENDS_ONLY, Rolled, WorkingCalendar, end_of_day, local_date, term_end
 from .canonical import canonical_json, sha256_hex
 from .clock import FixedClock, SystemClock
 from .deadlines import due_date, next_look
@@ -53,6 +53,8 @@ class EngineConfig:
     reminder_hour: int = 9
     # The language of the texts the engine stores (outbox subjects, automatic reasons); see Registry.text.
     language: str = "nl"
+    # Which days are working days (the region's holidays come as data: workflows/terms.py).
+    calendar: WorkingCalendar = WEEKENDS_ONLY
 
 
 class _Caches:
@@ -120,6 +122,43 @@ class Engine:
         )
         superuser = any(a.role in self.config.superuser_roles for a in user.roles)
         return Actor(id=user.id, assignments=assignments, superuser=superuser, name=user.name)
+
+    # -- named terms ------------------------------------------------------------
+
+    def term_spec(self, session: Session, case: Case, name: str) -> dict | None:
+        """The case's named term `name` ({after, roll, start, …}) from the version it was opened with: one
+        of its `terms`, else a deadline kind's `after`; a version older than the term takes the newest one's."""
+        for definition in (self.definition(case.definition), self.latest(session).get(case.workflow_key)):
+            if definition is None:
+                continue
+            if name in definition.terms:
+                return definition.terms[name]
+            spec = next((d for step in [definition.open, *definition.transitions] for d in step.deadlines
+                         if d["kind"] == name and "after" in d["due"]), None)
+            if spec is not None:
+                return {"after": spec["due"]["after"], "roll": spec.get("roll"), "start": None}
+        return None
+
+    def term(self, session: Session, case: Case, name: str, start=None) -> Rolled | None:
+        """The last day of the case's term `name`, counted from `start` (default: the term's anchor)."""
+        spec = self.term_spec(session, case, name)
+        if spec is None:
+            return None
+        if start is None and spec.get("start"):
+            start = self.registry.anchors[spec["start"]](case, self.config.timezone)
+        if start is None:
+            return None
+        return term_end(start, spec["after"], spec.get("roll"), self.config.calendar)
+
+    def shown_terms(self, session: Session, case: Case) -> list[tuple[dict, Rolled]]:
+        """The terms the case page shows in the case's state: (spec, last day)."""
+        definition = self.definition(case.definition)
+        shown = []
+        for name, spec in definition.terms.items():
+            end = self.term(session, case, name) if case.state in spec["shown_in"] else None
+            if end is not None:
+                shown.append((spec, end))
+        return shown
 
     # -- reading (always scoped) ------------------------------------------------
 
@@ -594,10 +633,11 @@ class Engine:
             items = ctx.value(spec["for_each"]) if spec.get("for_each") else [None]
             for index, item in enumerate(items if isinstance(items, list) else [], start=1):
                 ctx.item = item
-                day = due_date(ctx, spec["due"], self.config.timezone)
+                day = due_date(ctx, spec["due"], self.config.timezone, self.config.calendar)
                 if day is None:
                     continue
-                due_at = end_of_day(day, self.config.timezone)
+                rolled = self.config.calendar.roll(day, spec.get("roll"))
+                due_at = end_of_day(rolled.day, self.config.timezone)
                 owner = spec["owner_role"]
                 if owner.startswith("item."):
                     owner = str(ctx.value(owner) or "")
@@ -609,7 +649,7 @@ class Engine:
                     label=label, due_at=due_at, owner_role=owner or "owner",
                     remind_at=next_look(due_at, spec["remind_days_before"], ctx.now, self.config.timezone,
                                         self.config.reminder_hour),
-                    status=DeadlineStatus.PENDING.value,
+                    status=DeadlineStatus.PENDING.value, rolled_from=rolled.rolled_from,
                     reminder_days=sorted(spec["remind_days_before"], reverse=True), created_at=ctx.now,
                 ))
             ctx.item = None

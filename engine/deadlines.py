@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from . import audit, fields, outbox
-from .calendar import add_term, local_date
+from .calendar import WEEKENDS_ONLY, WorkingCalendar, add_term, local_date
 from .canonical import isoformat_utc
 from .errors import VersionConflict
 from .models import DEADLINE_WAITING, AuditEvent, Case, Deadline, DeadlineStatus
@@ -60,8 +60,9 @@ OPEN_FOR_SWEEP = tuple(literal_column(f"'{status}'") for status in DEADLINE_WAIT
 # -- arithmetic -----------------------------------------------------------------------------
 
 
-def due_date(ctx, due: dict, tz_name: str) -> date | None:
-    """The day a deadline falls due, from its definition's `due` (one of date, midpoint, after, after_date)."""
+def due_date(ctx, due: dict, tz_name: str, calendar: WorkingCalendar = WEEKENDS_ONLY) -> date | None:
+    """The day a deadline falls due, from its definition's `due` (one of date, midpoint, after, after_date),
+    before any roll to a working day; working days are those of `calendar`."""
     if "date" in due:
         return fields.parse_date(ctx.value(due["date"]))
     if "midpoint" in due:
@@ -73,7 +74,7 @@ def due_date(ctx, due: dict, tz_name: str) -> date | None:
         if base is None:
             return None
     term = due.get("after") or {}
-    return add_term(base, **{k: term.get(k, 0) for k in ("months", "days", "working_days")})
+    return add_term(base, calendar=calendar, **{k: term.get(k, 0) for k in ("months", "weeks", "days", "working_days")})
 
 
 def reminder_moments(due_at: datetime, days_before, tz_name: str, hour: int) -> dict[int, datetime]:

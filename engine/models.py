@@ -1,7 +1,7 @@
 """SQLAlchemy 2 models. UTC in the database; aware datetimes in Python."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from enum import StrEnum
 from typing import Any, Optional
 
@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -283,6 +284,8 @@ class Deadline(Base):
     reminder_days: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime]
     resolved_at: Mapped[Optional[datetime]]
+    # The day the term would have ended on, when `roll: next_working_day` moved it (pages say why).
+    rolled_from: Mapped[Optional[date]] = mapped_column(Date)
 
     __table_args__ = (
         CheckConstraint(_in("status", DeadlineStatus), name="status"),

@@ -192,7 +192,10 @@ def test_terminate_sends_a_written_notice_with_the_end_date_and_the_dispute_proc
     assert case["state"] == "terminated"
     [notice] = [d for d in case["documents"] if d["kind"] == "termination_notice"]
     text = pdf_text(aios, notice["id"]).replace("\n", " ")
+    text = " ".join(text.split())  # the letter is justified: words may stand two spaces apart
     assert "1 september 2026" in text and "binnen 4 weken" in text and "Geschillenprocedure" in text
+    # The term and its last day come from the configuration (the decision case's `dispute_window`).
+    assert "tot en met 30 maart 2026" in text and notice["content"]["dispute_term"] == "4 weken"
     notifications = [n for n in ok(opleider.get(f"/cases/{case['id']}/notifications"))
                      if n["kind"] == "gbt_termination_notice"]
     assert {n["recipient"] for n in notifications} == {"aios@test.nl", "rgs@example.org"}
@@ -229,7 +232,7 @@ def test_a_dispute_is_refused_after_four_weeks_with_the_closing_date(world, cloc
     clock.advance(weeks=4, days=1)
     body = open_dispute(world, case, 422)
     [unmet] = body["error"]["details"]["unmet"]
-    assert unmet["guard"] == "within_weeks_of_decision" and unmet["window_closed_on"] == "2026-03-30"
+    assert unmet["guard"] == "within_dispute_window" and unmet["window_closed_on"] == "2026-03-30"
 
 
 def test_only_the_aios_concerned_can_dispute(world):

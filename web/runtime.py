@@ -19,6 +19,7 @@ from engine.definitions import sync
 from engine.privacy import load_policies
 from workflows import load_definitions, load_region, make_registry
 from workflows.roles import SUPERUSER_ROLES
+from workflows.terms import working_calendar
 
 from .config import ConfigError
 from .extensions import db
@@ -49,7 +50,7 @@ def set_up(app: Flask) -> None:
     if app.config.get("RGS_ADDRESS"):
         recipients["rgs"] = app.config["RGS_ADDRESS"]
     config = EngineConfig(timezone=app.config["TRAJECT_TIMEZONE"], external_recipients=recipients,
-                          superuser_roles=SUPERUSER_ROLES)
+                          superuser_roles=SUPERUSER_ROLES, calendar=working_calendar(region))
     app.extensions["traject"] = Engine(registry, config, app.config.get("CLOCK") or SystemClock())
     app.extensions["traject.definitions"] = definitions
     with app.app_context():

@@ -1,7 +1,7 @@
 """Guards, effects and document validators specific to the Dutch training procedures."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from engine.calendar import add_term, local_date, months_between_ok
@@ -13,7 +13,9 @@ from engine.registry import Context, Registry, unmet
 def install(registry: Registry) -> Registry:
     registry.validator("term_months")(term_months)
     registry.effect("write_letter")(write_letter)
-    registry.guard("within_weeks_of_decision")(within_weeks_of_decision)
+    registry.guard("within_weeks_of_decision")(within_weeks_of_decision)  # definitions stored before the term
+    registry.guard("within_dispute_window")(within_dispute_window)
+    registry.anchor("decision_date")(decision_date)
     registry.guard("parent_is")(parent_is)
     registry.guard("subject_is_actor")(subject_is_actor)
     registry.guard("max_periods")(max_periods)
@@ -79,6 +81,35 @@ def within_weeks_of_decision(ctx: Context, weeks: int):
     return unmet("within_weeks_of_decision",
                  f"the dispute window of {weeks} weeks after the decision closed on {closes.isoformat()}",
                  f"de termijn van {weeks} weken na het besluit is verstreken op {closes.isoformat()}",
+                 field="parent_id", window_closed_on=closes.isoformat())
+
+
+DISPUTE_WINDOW = "dispute_window"
+
+
+def dispute_window_closes(engine, session, case: Case, decided_on: date | None = None) -> date | None:
+    """The last day on which the aios may lodge a dispute against the decision of `case` (a GBT).
+
+    The window is the case's named term `dispute_window` (intensified_guidance.yaml; region configuration
+    `workflows.intensified_guidance.terms.dispute_window`), counted from `decided_on` — by default the
+    decision's day (`decision_date`) — and moved to the next working day when it ends on a Saturday,
+    Sunday or holiday (`roll: next_working_day`). A letter written at the moment of the decision passes
+    `decided_on` (the terminate step runs before the case is terminated).
+    """
+    end = engine.term(session, case, DISPUTE_WINDOW, start=decided_on)
+    return end.day if end else None
+
+
+def within_dispute_window(ctx: Context):
+    parent = _parent(ctx)
+    if parent is None:
+        return None  # parent_is reports the missing decision
+    closes = dispute_window_closes(ctx.engine, ctx.session, parent)
+    if closes is None or local_date(ctx.now, ctx.config.timezone) <= closes:
+        return None
+    return unmet("within_dispute_window",
+                 f"the dispute window after the decision closed on {closes.isoformat()}",
+                 f"de termijn voor een geschil na het besluit is verstreken op {closes.isoformat()}",
                  field="parent_id", window_closed_on=closes.isoformat())
 
 

@@ -55,6 +55,15 @@ class WorkflowSchema(Schema):
     transitions = fields.List(fields.Nested(WorkflowTransition), required=True)
 
 
+class MovedSchema(Schema):
+    """Why a due date is not the day the term would have ended on (`roll: next_working_day`)."""
+
+    from_ = fields.String(required=True, data_key="from", attribute="from")  # YYYY-MM-DD
+    reason = fields.String(required=True, validate=validate.OneOf(["saturday", "sunday", "holiday"]))
+    note = fields.String(required=True)  # Dutch: "verschoven naar maandag 1 februari: 30 januari is een zaterdag"
+    note_en = fields.String(required=True)
+
+
 class DeadlineSchema(Schema):
     id = fields.Integer(required=True)
     kind = fields.String(required=True)
@@ -62,6 +71,7 @@ class DeadlineSchema(Schema):
     due_at = fields.DateTime(required=True)
     status = fields.String(required=True, validate=validate.OneOf([s.value for s in DeadlineStatus]))
     owner_role = fields.String(required=True)
+    moved = fields.Nested(MovedSchema, allow_none=True)
 
 
 class SignatureSchema(Schema):
