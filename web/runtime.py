@@ -13,7 +13,7 @@ from flask import Flask, current_app
 from sqlalchemy import inspect, make_url
 from sqlalchemy.exc import DatabaseError, SQLAlchemyError
 
-from engine.clock import SystemClock
+from engine.clock import FixedClock, SystemClock
 from engine.commands import Engine, EngineConfig
 from engine.definitions import sync
 from engine.privacy import load_policies
@@ -51,7 +51,7 @@ def set_up(app: Flask) -> None:
         recipients["rgs"] = app.config["RGS_ADDRESS"]
     config = EngineConfig(timezone=app.config["TRAJECT_TIMEZONE"], external_recipients=recipients,
                           superuser_roles=SUPERUSER_ROLES, calendar=working_calendar(region))
-    app.extensions["traject"] = Engine(registry, config, app.config.get("CLOCK") or SystemClock())
+    app.extensions["traject"] = Engine(registry, config, clock_of(app))
     app.extensions["traject.definitions"] = definitions
     with app.app_context():
         check_sqlite_file(app)
@@ -61,6 +61,17 @@ def set_up(app: Flask) -> None:
         except SQLAlchemyError as exc:  # the database may not exist yet: `traject db upgrade` comes first
             log.warning("definitions not synchronised: %s", exc)
             db.session.rollback()
+
+
+def clock_of(app: Flask):
+    """The tests' clock, else TRAJECT_NOW's fixed moment (development/testing only: web/config.py), else the
+    system's: every process (web, worker, CLI, demo) is built here, so all of them keep the same time."""
+    if app.config.get("CLOCK"):
+        return app.config["CLOCK"]
+    if app.config.get("TRAJECT_NOW"):
+        log.info("the clock is fixed at %s (TRAJECT_NOW)", app.config["TRAJECT_NOW"].isoformat())
+        return FixedClock(app.config["TRAJECT_NOW"])
+    return SystemClock()
 
 
 def check_sqlite_file(app: Flask) -> None:
