@@ -380,9 +380,10 @@ class Engine:
         dest, skipped = self._skip_unowned(session, definition, case, step.trigger, dest)
         if skipped:
             effects.append({"effect": "skipped_levels", "levels": skipped})
-        new_data = self._new_data(case.data, ctx.input, step, ctx.actor, now)
+        new_data = {**self._new_data(case.data, ctx.input, step, ctx.actor, now), **ctx.derived}
         event = audit.new_event(case, now, ctx.actor.id, "transition", trigger=step.trigger, from_state=case.state,
                                 to_state=dest, data={"input": ctx.input, **({"effects": effects} if effects else {}),
+                                                     **({"derived": ctx.derived} if ctx.derived else {}),
                                                      audit.CASE_DATA_KEY: audit.case_data_hash(new_data)})
         closing = dest in definition.final_states
         values = dict(state=dest, version=case.version + 1, data=new_data, audit_seq=event.seq,

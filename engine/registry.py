@@ -88,6 +88,8 @@ class Context:
     trigger: str | None = None
     engine: Any = None
     item: Any = None  # the current element while a deadline is made per item (for_each)
+    # Data an effect works out (e.g. a moved end date): stored with the step's input, recorded as derived.
+    derived: dict = field(default_factory=dict)
 
     @cached_property
     def documents(self) -> dict[str, Document]:
