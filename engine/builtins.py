@@ -14,6 +14,7 @@ from .registry import Context, Registry, unmet
 # Where a paused case keeps what it needs to resume (case data, written by the effects below).
 HELD_DEADLINES = "held_deadlines"
 PAUSED_DAYS = "paused_days"
+PAUSED_SINCE = "paused_since"
 
 # The engine's own texts, in English; a workflow package adds `<name>.nl` (workflows/texts.py).
 TEXTS = {
@@ -137,9 +138,10 @@ def not_before(ctx: Context, field: str, other: str, label: str = "", label_en: 
                  field=f"data.{field}")
 
 
-def pause_deadlines(ctx: Context):
+def pause_deadlines(ctx: Context, since: str | None = None):
     """The case's clock stops (e.g. a suspended GBT): its open deadlines are cancelled, so that nobody is
-    reminded or told of a term that does not run, and remembered for `resume_deadlines`."""
+    reminded or told of a term that does not run, and remembered for `resume_deadlines`; `since` (a path)
+    is the day it stopped, kept as `paused_since` for the case page."""
     ids = list(ctx.session.scalars(select(Deadline.id).where(Deadline.case_id == ctx.case.id,
                                                              Deadline.status.in_(DEADLINE_OPEN))
                                    .order_by(Deadline.id)))
@@ -148,13 +150,16 @@ def pause_deadlines(ctx: Context):
                             .values(status=DeadlineStatus.CANCELLED, resolved_at=ctx.now, remind_at=None)
                             .execution_options(synchronize_session=False))
     ctx.derived[HELD_DEADLINES] = [*(ctx.data.get(HELD_DEADLINES) or []), *ids]
+    if since:
+        ctx.derived[PAUSED_SINCE] = ctx.value(since)
     return {"held_deadlines": ids}
 
 
 def resume_deadlines(ctx: Context, since: str, until: str, shift: dict | None = None):
     """The clock runs again: the deadlines `pause_deadlines` held come back moved by the days from `since`
-    to `until` (paths to dates), and so does each date of `shift` ({data field: path of its first value}).
-    `paused_days` adds up every pause of the case."""
+    to `until` (paths to dates), and so does each date of `shift` ({data field: path of its first value, or
+    {from: path, label, label_en}}, `shifted_dates` shows the labelled ones). `paused_days` adds up every
+    pause of the case."""
     start, end = parse_date(ctx.value(since)), parse_date(ctx.value(until))
     days = (end - start).days if start and end and end > start else 0
     held = ctx.data.get(HELD_DEADLINES) or []
@@ -163,11 +168,24 @@ def resume_deadlines(ctx: Context, since: str, until: str, shift: dict | None = 
     moved = [_moved_deadline(ctx, old, days) for old in rows]
     ctx.derived[HELD_DEADLINES] = []
     ctx.derived[PAUSED_DAYS] = int(ctx.data.get(PAUSED_DAYS) or 0) + days
+    ctx.derived[PAUSED_SINCE] = None
     for target, source in (shift or {}).items():
+        source = source["from"] if isinstance(source, dict) else source
         base = parse_date(ctx.data.get(target)) or parse_date(ctx.value(source))
         if base is not None:
             ctx.derived[target] = (base + timedelta(days=days)).isoformat()
     return {"paused_days": days, "moved": moved}
+
+
+def shifted_dates(definition, data: dict) -> list[tuple[dict, str]]:
+    """The labelled dates `resume_deadlines` moved on a case: (its shift entry, the moved ISO date)."""
+    found = []
+    for step in definition.transitions:
+        for effect in step.effects:
+            for target, entry in (effect.get("shift") or {}).items() if effect["effect"] == "resume_deadlines" else ():
+                if isinstance(entry, dict) and entry.get("label") and (data or {}).get(target):
+                    found.append((entry, data[target]))
+    return found
 
 
 def _moved_deadline(ctx: Context, old: Deadline, days: int) -> dict:

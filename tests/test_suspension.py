@@ -88,4 +88,10 @@ def test_the_case_page_shows_the_suspension(world, clock):
     clock.at = at("2026-04-01")
     fire(world.api("opleider"), case, "suspend", {"suspension_reason": "leave"})
     html = browser(world, "aios").get(f"/cases/{case['id']}").get_data(as_text=True)
-    assert "Opgeschort" in html and "Reden van opschorting" in html
+    assert "Opgeschort" in html and "Reden van opschorting" in html and "Verlof" in html
+    assert "Opgeschort sinds" in html and "woensdag 1 april 2026" in html
+    clock.at = at("2026-04-08")
+    fire(world.api("opleider"), ok(world.api("opleider").get(f"/cases/{case['id']}")), "resume")
+    html = browser(world, "aios").get(f"/cases/{case['id']}").get_data(as_text=True)
+    assert "Einddatum GBT (na opschorting)" in html and "donderdag 16 juli 2026" in html
+    assert "verschoven met 7 dagen opschorting" in html and "Opgeschort sinds" not in html
