@@ -150,14 +150,14 @@ class Engine:
             return None
         return term_end(start, spec["after"], spec.get("roll"), self.config.calendar)
 
-    def shown_terms(self, session: Session, case: Case) -> list[tuple[dict, Rolled]]:
-        """The terms the case page shows in the case's state: (spec, last day)."""
+    def shown_terms(self, session: Session, case: Case) -> list[tuple[str, dict, Rolled]]:
+        """The terms a reader is shown in the case's state (its `shown_in`): (name, spec, last day)."""
         definition = self.definition(case.definition)
         shown = []
         for name, spec in definition.terms.items():
             end = self.term(session, case, name) if case.state in spec["shown_in"] else None
             if end is not None:
-                shown.append((spec, end))
+                shown.append((name, spec, end))
         return shown
 
     # -- reading (always scoped) ------------------------------------------------

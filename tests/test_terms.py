@@ -198,6 +198,17 @@ def test_the_aios_sees_the_last_day_of_the_dispute_window_on_the_decision(world,
     assert "verschoven naar maandag 1 februari: 30 januari is een zaterdag" in html
 
 
+def test_the_api_gives_the_last_day_of_the_dispute_window_and_why_it_moved(world, clock):
+    clock.at = at(2027, 1, 4, 10)
+    gbt = _gbt(world, "2027-01-02")
+    [term] = ok(world.api("aios").get(f"/cases/{gbt['id']}"))["terms"]
+    assert term["name"] == "dispute_window" and term["ends_on"] == "2027-02-01"
+    assert term["moved"]["from"] == "2027-01-30" and term["moved"]["reason"] == "saturday"
+    assert ok(world.api("rso").post("/cases", json={"workflow": "rso_consultation", "institution": "meander",
+                                                    "data": {"shortcoming": "x", "requirement": "quality"}}),
+              201)["terms"] == []
+
+
 def test_the_dispute_window_function_counts_from_the_decision(world, clock):
     from engine.models import Case
     from web.extensions import db

@@ -79,6 +79,9 @@ def serialize_cases(cases: list[Case]) -> list[dict]:
             "available_triggers": eng.available_triggers(
                 c, actor, overdue=any(d["status"] == DeadlineStatus.OVERDUE for d in deadlines[c.id])),
             "deadlines": deadlines[c.id],
+            "terms": [{"name": name, "label": spec["label"], "label_en": spec["label_en"] or spec["label"],
+                       "ends_on": end.day.isoformat(), "moved": moved(end.day, end.rolled_from, calendar)}
+                      for name, spec, end in eng.shown_terms(db.session, c)],
             "documents": documents[c.id], "parent_id": c.parent_id if c.parent_id in visible_parents else None,
             "child_ids": children[c.id],
         }

@@ -95,6 +95,16 @@ class DocumentSchema(Schema):
     created_at = fields.DateTime(required=True)
 
 
+class TermSchema(Schema):
+    """The last day a case's named term allows (e.g. `dispute_window`: until when a dispute can be lodged)."""
+
+    name = fields.String(required=True)
+    label = fields.String(required=True)
+    label_en = fields.String(required=True)
+    ends_on = fields.String(required=True)  # YYYY-MM-DD, inclusive
+    moved = fields.Nested(MovedSchema, allow_none=True)
+
+
 class CaseSchema(Schema):
     id = fields.Integer(required=True)
     workflow = fields.String(required=True)
@@ -111,6 +121,7 @@ class CaseSchema(Schema):
     data = fields.Dict(required=True)
     available_triggers = fields.List(fields.String(), required=True)
     deadlines = fields.List(fields.Nested(DeadlineSchema), required=True)
+    terms = fields.List(fields.Nested(TermSchema))
     documents = fields.List(fields.Nested(DocumentSchema), required=True)
     parent_id = fields.Integer(allow_none=True)
     child_ids = fields.List(fields.Integer(), required=True)

@@ -318,7 +318,7 @@ def _terms(case_, definition) -> list[dict]:
     shown = [{"label": i18n.label(spec), "day": terms.long_date(end.day, lang),
               "moved": terms.moved_note(end.day, end.rolled_from, engine().config.calendar, lang)
               if end.rolled_from else ""}
-             for spec, end in engine().shown_terms(db.session, case_)]
+             for _name, spec, end in engine().shown_terms(db.session, case_)]
     data_ = case_.data or {}
     since = fields.parse_date(data_.get(builtins.PAUSED_SINCE))
     if since:
