@@ -5,8 +5,8 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from .calendar import end_of_day, local_date
-from .deadlines import next_look
+from .calendar import local_date
+from .deadlines import new_deadline
 from .fields import parse_date
 from .models import DEADLINE_OPEN, Deadline, DeadlineStatus
 from .registry import Context, Registry, unmet
@@ -191,13 +191,8 @@ def shifted_dates(definition, data: dict) -> list[tuple[dict, str]]:
 def _moved_deadline(ctx: Context, old: Deadline, days: int) -> dict:
     """A held deadline again, `days` later, rolled as its definition says."""
     tz, calendar = ctx.config.timezone, ctx.config.calendar
-    spec = next((d for step in [ctx.definition.open, *ctx.definition.transitions] for d in step.deadlines
-                 if d["kind"] in (old.kind, old.kind.rsplit("_", 1)[0])), {})
+    spec = ctx.definition.deadline_spec(old.kind) or {}
     rolled = calendar.roll((old.rolled_from or local_date(old.due_at, tz)) + timedelta(days=days), spec.get("roll"))
-    due_at = end_of_day(rolled.day, tz)
-    ctx.session.add(Deadline(
-        case_id=ctx.case.id, kind=old.kind, label=old.label, due_at=due_at, owner_role=old.owner_role,
-        remind_at=next_look(due_at, old.reminder_days or [], ctx.now, tz, ctx.config.reminder_hour),
-        status=DeadlineStatus.PENDING.value, reminder_days=list(old.reminder_days or []), created_at=ctx.now,
-        rolled_from=rolled.rolled_from))
+    ctx.session.add(new_deadline(ctx.case.id, old.kind, old.label, rolled, old.owner_role,
+                                 list(old.reminder_days or []), ctx.now, ctx.config))
     return {"kind": old.kind, "from": local_date(old.due_at, tz).isoformat(), "to": rolled.day.isoformat()}

@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from . import audit, fields, outbox
-from .calendar import WEEKENDS_ONLY, Rolled, WorkingCalendar, end_of_day, local_date, term_end
+from .calendar import WEEKENDS_ONLY, Rolled, WorkingCalendar, local_date, term_end
 from .canonical import canonical_json, sha256_hex
 from .clock import FixedClock, SystemClock
-from .deadlines import due_date, next_look
+from .deadlines import due_date, new_deadline
 from .definitions import Definition, Step, latest_rows
 from .errors import Forbidden, NotFound, PreconditionFailed, TransitionNotAllowed, ValidationError, VersionConflict
 from .machine import destination, triggers_from
@@ -133,9 +133,8 @@ class Engine:
                 continue
             if name in definition.terms:
                 return definition.terms[name]
-            spec = next((d for step in [definition.open, *definition.transitions] for d in step.deadlines
-                         if d["kind"] == name and "after" in d["due"]), None)
-            if spec is not None:
+            spec = definition.deadline_spec(name)
+            if spec is not None and "after" in spec["due"]:
                 return {"after": spec["due"]["after"], "roll": spec.get("roll"), "start": None}
         return None
 
@@ -637,22 +636,16 @@ class Engine:
                 day = due_date(ctx, spec["due"], self.config.timezone, self.config.calendar)
                 if day is None:
                     continue
-                rolled = self.config.calendar.roll(day, spec.get("roll"))
-                due_at = end_of_day(rolled.day, self.config.timezone)
                 owner = spec["owner_role"]
                 if owner.startswith("item."):
                     owner = str(ctx.value(owner) or "")
                 label = spec["label"] or spec["kind"]
                 if item is not None and isinstance(item, dict) and item.get("description"):
                     label = f"{label}: {item['description']}"[:300]
-                ctx.session.add(Deadline(
-                    case_id=ctx.case.id, kind=f"{spec['kind']}_{index}" if item is not None else spec["kind"],
-                    label=label, due_at=due_at, owner_role=owner or "owner",
-                    remind_at=next_look(due_at, spec["remind_days_before"], ctx.now, self.config.timezone,
-                                        self.config.reminder_hour),
-                    status=DeadlineStatus.PENDING.value, rolled_from=rolled.rolled_from,
-                    reminder_days=sorted(spec["remind_days_before"], reverse=True), created_at=ctx.now,
-                ))
+                ctx.session.add(new_deadline(
+                    ctx.case.id, f"{spec['kind']}_{index}" if item is not None else spec["kind"], label,
+                    self.config.calendar.roll(day, spec.get("roll")), owner or "owner", spec["remind_days_before"],
+                    ctx.now, self.config))
             ctx.item = None
 
     def _resolve_deadlines(self, session, case, status, now, kinds=None) -> None:

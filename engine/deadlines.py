@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from . import audit, fields, outbox
-from .calendar import WEEKENDS_ONLY, WorkingCalendar, add_term, local_date
+from .calendar import WEEKENDS_ONLY, Rolled, WorkingCalendar, add_term, end_of_day, local_date
 from .canonical import isoformat_utc
 from .errors import VersionConflict
 from .models import DEADLINE_WAITING, AuditEvent, Case, Deadline, DeadlineStatus
@@ -75,6 +75,16 @@ def due_date(ctx, due: dict, tz_name: str, calendar: WorkingCalendar = WEEKENDS_
             return None
     term = due.get("after") or {}
     return add_term(base, calendar=calendar, **{k: term.get(k, 0) for k in ("months", "weeks", "days", "working_days")})
+
+
+def new_deadline(case_id: int, kind: str, label: str, day: Rolled, owner_role: str, reminder_days, now: datetime,
+                 config) -> Deadline:
+    """A pending deadline row that ends on `day` (23:59 local time), with its first look and reminders."""
+    due_at = end_of_day(day.day, config.timezone)
+    return Deadline(case_id=case_id, kind=kind, label=label, due_at=due_at, owner_role=owner_role,
+                    remind_at=next_look(due_at, reminder_days, now, config.timezone, config.reminder_hour),
+                    status=DeadlineStatus.PENDING.value, rolled_from=day.rolled_from,
+                    reminder_days=sorted(reminder_days, reverse=True), created_at=now)
 
 
 def reminder_moments(due_at: datetime, days_before, tz_name: str, hour: int) -> dict[int, datetime]:

@@ -280,6 +280,12 @@ class Definition:
                 return t
         return None
 
+    def deadline_spec(self, kind: str) -> dict | None:
+        """The definition of a deadline kind; `kind_<n>` (one per item of a list) finds `kind`."""
+        specs = [d for step in [self.open, *self.transitions] for d in step.deadlines]
+        return next((d for d in specs if d["kind"] == kind), None) or next(
+            (d for d in specs if d.get("for_each") and d["kind"] == kind.rsplit("_", 1)[0]), None)
+
     def escalation(self, state: str) -> Step | None:
         """The move that takes the case from `state` to the next level of its ladder, if there is one."""
         return next((t for t in self.transitions if t.escalates and state in t.sources), None)
