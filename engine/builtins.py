@@ -1,10 +1,20 @@
 """Generic guards and effects every definition may use; domain-specific ones live in workflows/."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select, update
 
+from .calendar import local_date
+from .deadlines import new_deadline
+from .fields import parse_date
 from .models import DEADLINE_OPEN, Deadline, DeadlineStatus
 from .registry import Context, Registry, unmet
+
+# Where a paused case keeps what it needs to resume (case data, written by the effects below).
+HELD_DEADLINES = "held_deadlines"
+PAUSED_DAYS = "paused_days"
+PAUSED_SINCE = "paused_since"
 
 # The engine's own texts, in English; a workflow package adds `<name>.nl` (workflows/texts.py).
 TEXTS = {
@@ -18,6 +28,7 @@ TEXTS = {
     "unmet.document_signed.unsigned": "{title} (version {version}) is not signed by everyone yet",
     "unmet.field_equals": "{label} must be {value}",
     "unmet.deadline_open": "there is no open {name}",
+    "unmet.not_before": "{label} must not lie before {other}",
     "subject.signature_requested": "To sign: {document} ({title})",
     "subject.level_reached": "{state}: {title}",
     "subject.deadline_reminder": "Reminder: {label} due {due:%d-%m-%Y}",
@@ -37,6 +48,9 @@ def install(registry: Registry) -> Registry:
     registry.guard("deadline_open")(deadline_open)
     registry.effect("open_child")(open_child)
     registry.effect("meet_deadline")(meet_deadline)
+    registry.effect("pause_deadlines")(pause_deadlines)
+    registry.effect("resume_deadlines")(resume_deadlines)
+    registry.guard("not_before")(not_before)
     return registry
 
 
@@ -111,3 +125,74 @@ def deadline_open(ctx: Context, kind: str):
     text = ctx.engine.registry.text
     return unmet("deadline_open", text("unmet.deadline_open", name=name),
                  text("unmet.deadline_open", "nl", name=name.replace("_", " ")), field=None)
+
+
+def not_before(ctx: Context, field: str, other: str, label: str = "", label_en: str = ""):
+    """The date at `field` does not lie before the date at `other` (e.g. a resumption and its suspension)."""
+    day, limit = parse_date(ctx.value(field)), parse_date(ctx.value(other))
+    if day is None or limit is None or day >= limit:
+        return None
+    text = ctx.engine.registry.text
+    return unmet("not_before", text("unmet.not_before", label=label_en or field, other=limit.isoformat()),
+                 text("unmet.not_before", "nl", label=label or field, other=limit.isoformat()),
+                 field=f"data.{field}")
+
+
+def pause_deadlines(ctx: Context, since: str | None = None):
+    """The case's clock stops (e.g. a suspended GBT): its open deadlines are cancelled, so that nobody is
+    reminded or told of a term that does not run, and remembered for `resume_deadlines`; `since` (a path)
+    is the day it stopped, kept as `paused_since` for the case page."""
+    ids = list(ctx.session.scalars(select(Deadline.id).where(Deadline.case_id == ctx.case.id,
+                                                             Deadline.status.in_(DEADLINE_OPEN))
+                                   .order_by(Deadline.id)))
+    if ids:
+        ctx.session.execute(update(Deadline).where(Deadline.id.in_(ids))
+                            .values(status=DeadlineStatus.CANCELLED, resolved_at=ctx.now, remind_at=None)
+                            .execution_options(synchronize_session=False))
+    ctx.derived[HELD_DEADLINES] = [*(ctx.data.get(HELD_DEADLINES) or []), *ids]
+    if since:
+        ctx.derived[PAUSED_SINCE] = ctx.value(since)
+    return {"held_deadlines": ids}
+
+
+def resume_deadlines(ctx: Context, since: str, until: str, shift: dict | None = None):
+    """The clock runs again: the deadlines `pause_deadlines` held come back moved by the days from `since`
+    to `until` (paths to dates), and so does each date of `shift` ({data field: path of its first value, or
+    {from: path, label, label_en}}, `shifted_dates` shows the labelled ones). `paused_days` adds up every
+    pause of the case."""
+    start, end = parse_date(ctx.value(since)), parse_date(ctx.value(until))
+    days = (end - start).days if start and end and end > start else 0
+    held = ctx.data.get(HELD_DEADLINES) or []
+    rows = ctx.session.scalars(select(Deadline).where(Deadline.case_id == ctx.case.id, Deadline.id.in_(held))
+                               .order_by(Deadline.id)).all() if held else []
+    moved = [_moved_deadline(ctx, old, days) for old in rows]
+    ctx.derived[HELD_DEADLINES] = []
+    ctx.derived[PAUSED_DAYS] = int(ctx.data.get(PAUSED_DAYS) or 0) + days
+    ctx.derived[PAUSED_SINCE] = None
+    for target, source in (shift or {}).items():
+        source = source["from"] if isinstance(source, dict) else source
+        base = parse_date(ctx.data.get(target)) or parse_date(ctx.value(source))
+        if base is not None:
+            ctx.derived[target] = (base + timedelta(days=days)).isoformat()
+    return {"paused_days": days, "moved": moved}
+
+
+def shifted_dates(definition, data: dict) -> list[tuple[dict, str]]:
+    """The labelled dates `resume_deadlines` moved on a case: (its shift entry, the moved ISO date)."""
+    found = []
+    for step in definition.transitions:
+        for effect in step.effects:
+            for target, entry in (effect.get("shift") or {}).items() if effect["effect"] == "resume_deadlines" else ():
+                if isinstance(entry, dict) and entry.get("label") and (data or {}).get(target):
+                    found.append((entry, data[target]))
+    return found
+
+
+def _moved_deadline(ctx: Context, old: Deadline, days: int) -> dict:
+    """A held deadline again, `days` later, rolled as its definition says."""
+    tz, calendar = ctx.config.timezone, ctx.config.calendar
+    spec = ctx.definition.deadline_spec(old.kind) or {}
+    rolled = calendar.roll((old.rolled_from or local_date(old.due_at, tz)) + timedelta(days=days), spec.get("roll"))
+    ctx.session.add(new_deadline(ctx.case.id, old.kind, old.label, rolled, old.owner_role,
+                                 list(old.reminder_days or []), ctx.now, ctx.config))
+    return {"kind": old.kind, "from": local_date(old.due_at, tz).isoformat(), "to": rolled.day.isoformat()}

@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from . import audit, fields, outbox
-from .calendar import end_of_day, local_date
+from .calendar import WEEKENDS_ONLY, Rolled, WorkingCalendar, local_date, term_end
 from .canonical import canonical_json, sha256_hex
 from .clock import FixedClock, SystemClock
-from .deadlines import due_date, next_look
+from .deadlines import due_date, new_deadline
 from .definitions import Definition, Step, latest_rows
 from .errors import Forbidden, NotFound, PreconditionFailed, TransitionNotAllowed, ValidationError, VersionConflict
 from .machine import destination, triggers_from
@@ -60,6 +60,8 @@ class EngineConfig:
     default_programme: str = ""
     # deputy role → the role it may act as, on the responsible's behalf
     deputies: dict[str, str] = field(default_factory=dict)
+    # Which days are working days (the region's holidays come as data: workflows/terms.py).
+    calendar: WorkingCalendar = WEEKENDS_ONLY
 
 
 class _Caches:
@@ -130,6 +132,42 @@ class Engine:
         superuser = any(a.role in self.config.superuser_roles for a in user.roles)
         return Actor(id=user.id, assignments=assignments, superuser=superuser, name=user.name,
                      default_programme=default, deputies=tuple(sorted(self.config.deputies.items())))
+
+    # -- named terms ------------------------------------------------------------
+
+    def term_spec(self, session: Session, case: Case, name: str) -> dict | None:
+        """The case's named term `name` ({after, roll, start, …}) from the version it was opened with: one
+        of its `terms`, else a deadline kind's `after`; a version older than the term takes the newest one's."""
+        for definition in (self.definition(case.definition), self.latest(session).get(case.workflow_key)):
+            if definition is None:
+                continue
+            if name in definition.terms:
+                return definition.terms[name]
+            spec = definition.deadline_spec(name)
+            if spec and "after" in spec["due"]:
+                return {"after": spec["due"]["after"], "roll": spec.get("roll"), "start": None}
+        return None
+
+    def term(self, session: Session, case: Case, name: str, start=None) -> Rolled | None:
+        """The last day of the case's term `name`, counted from `start` (default: the term's anchor)."""
+        spec = self.term_spec(session, case, name)
+        if spec is None:
+            return None
+        if start is None and spec.get("start"):
+            start = self.registry.anchors[spec["start"]](case, self.config.timezone)
+        if start is None:
+            return None
+        return term_end(start, spec["after"], spec.get("roll"), self.config.calendar)
+
+    def shown_terms(self, session: Session, case: Case) -> list[tuple[str, dict, Rolled]]:
+        """The terms a reader is shown in the case's state (its `shown_in`): (name, spec, last day)."""
+        definition = self.definition(case.definition)
+        shown = []
+        for name, spec in definition.terms.items():
+            end = self.term(session, case, name) if case.state in spec["shown_in"] else None
+            if end is not None:
+                shown.append((name, spec, end))
+        return shown
 
     # -- reading (always scoped) ------------------------------------------------
 
@@ -385,10 +423,11 @@ class Engine:
         dest, skipped = self._skip_unowned(session, definition, case, step.trigger, dest)
         if skipped:
             effects.append({"effect": "skipped_levels", "levels": skipped})
-        new_data = self._new_data(case.data, ctx.input, step, ctx.actor, now)
+        new_data = {**self._new_data(case.data, ctx.input, step, ctx.actor, now), **ctx.derived}
         on_behalf = self._on_behalf(ctx, step)
         event = audit.new_event(case, now, ctx.actor.id, "transition", trigger=step.trigger, from_state=case.state,
                                 to_state=dest, data={"input": ctx.input, **({"effects": effects} if effects else {}),
+                                                     **({"derived": ctx.derived} if ctx.derived else {}),
                                                      **({"on_behalf_of": on_behalf} if on_behalf else {}),
                                                      audit.CASE_DATA_KEY: audit.case_data_hash(new_data)})
         closing = dest in definition.final_states
@@ -668,10 +707,9 @@ class Engine:
             items = ctx.value(spec["for_each"]) if spec.get("for_each") else [None]
             for index, item in enumerate(items if isinstance(items, list) else [], start=1):
                 ctx.item = item
-                day = due_date(ctx, spec["due"], self.config.timezone)
+                day = due_date(ctx, spec["due"], self.config.timezone, self.config.calendar)
                 if day is None:
                     continue
-                due_at = end_of_day(day, self.config.timezone)
                 owner = spec["owner_role"]
                 if owner.startswith("item."):
                     owner = str(ctx.value(owner) or "")
@@ -679,14 +717,10 @@ class Engine:
                 if item is not None and isinstance(item, dict) and item.get("description"):
                     label = f"{label}: {item['description']}"[:300]
                 suffix = item.get("id") if isinstance(item, dict) and item.get("id") else index
-                ctx.session.add(Deadline(
-                    case_id=ctx.case.id, kind=f"{spec['kind']}_{suffix}" if item is not None else spec["kind"],
-                    label=label, due_at=due_at, owner_role=owner or "owner",
-                    remind_at=next_look(due_at, spec["remind_days_before"], ctx.now, self.config.timezone,
-                                        self.config.reminder_hour),
-                    status=DeadlineStatus.PENDING.value,
-                    reminder_days=sorted(spec["remind_days_before"], reverse=True), created_at=ctx.now,
-                ))
+                ctx.session.add(new_deadline(
+                    ctx.case.id, f"{spec['kind']}_{suffix}" if item is not None else spec["kind"], label,
+                    self.config.calendar.roll(day, spec.get("roll")), owner or "owner", spec["remind_days_before"],
+                    ctx.now, self.config))
             ctx.item = None
 
     def _resolve_deadlines(self, session, case, status, now, kinds=None) -> None:

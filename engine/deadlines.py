@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from . import audit, fields, outbox
-from .calendar import add_term, local_date, midpoint
+from .calendar import WEEKENDS_ONLY, Rolled, WorkingCalendar, add_term, end_of_day, local_date, midpoint
 from .canonical import isoformat_utc
 from .errors import VersionConflict
 from .models import DEADLINE_WAITING, AuditEvent, Case, Deadline, DeadlineStatus
@@ -60,8 +60,9 @@ OPEN_FOR_SWEEP = tuple(literal_column(f"'{status}'") for status in DEADLINE_WAIT
 # -- arithmetic -----------------------------------------------------------------------------
 
 
-def due_date(ctx, due: dict, tz_name: str) -> date | None:
-    """The day a deadline falls due, from its definition's `due` (one of date, midpoint, after, after_date)."""
+def due_date(ctx, due: dict, tz_name: str, calendar: WorkingCalendar = WEEKENDS_ONLY) -> date | None:
+    """The day a deadline falls due, from its definition's `due` (one of date, midpoint, after, after_date),
+    before any roll to a working day; working days are those of `calendar`."""
     if "date" in due:
         return fields.parse_date(ctx.value(due["date"]))
     if "midpoint" in due:
@@ -73,7 +74,17 @@ def due_date(ctx, due: dict, tz_name: str) -> date | None:
         if base is None:
             return None
     term = due.get("after") or {}
-    return add_term(base, **{k: term.get(k, 0) for k in ("months", "days", "working_days")})
+    return add_term(base, calendar=calendar, **{k: term.get(k, 0) for k in ("months", "weeks", "days", "working_days")})
+
+
+def new_deadline(case_id: int, kind: str, label: str, day: Rolled, owner_role: str, reminder_days, now: datetime,
+                 config) -> Deadline:
+    """A pending deadline row that ends on `day` (23:59 local time), with its first look and reminders."""
+    due_at = end_of_day(day.day, config.timezone)
+    return Deadline(case_id=case_id, kind=kind, label=label, due_at=due_at, owner_role=owner_role,
+                    remind_at=next_look(due_at, reminder_days, now, config.timezone, config.reminder_hour),
+                    status=DeadlineStatus.PENDING.value, rolled_from=day.rolled_from,
+                    reminder_days=sorted(reminder_days, reverse=True), created_at=now)
 
 
 def reminder_moments(due_at: datetime, days_before, tz_name: str, hour: int) -> dict[int, datetime]:

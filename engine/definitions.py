@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from .calendar import ROLLS
 from .canonical import sha256_hex
 from .errors import DefinitionError
 from .machine import build_machine
@@ -65,6 +66,7 @@ class FieldSpecSchema(Schema):
 
 class TermSchema(Schema):
     months = f.Integer(load_default=0, validate=validate.Range(min=0))
+    weeks = f.Integer(load_default=0, validate=validate.Range(min=0))
     days = f.Integer(load_default=0, validate=validate.Range(min=0))
     working_days = f.Integer(load_default=0, validate=validate.Range(min=0))
 
@@ -93,6 +95,8 @@ class DeadlineSpecSchema(Schema):
     # One deadline per item of a list in the data (e.g. each agreed action); paths may then use "item.".
     for_each = f.String(load_default=None)
     remind_days_before = f.List(f.Integer(validate=validate.Range(min=1)), load_default=list)
+    # `next_working_day`: a due day that is not a working day (engine/calendar.py) moves to the next one.
+    roll = f.String(load_default="none", validate=validate.OneOf(ROLLS))
     # When the deadline passes (engine/deadlines.py): it turns overdue and its owner is told; nothing
     # changes state by itself. `on_overdue` adds who else is told, e.g. the next level.
     on_overdue = f.Nested(lambda: OnOverdueSchema(), load_default=lambda: {"notify": []})
@@ -102,6 +106,19 @@ class DeadlineSpecSchema(Schema):
     # Work for its owner from the start (an agreed action): in the owner's inbox until met, not only
     # when due soon.
     todo = f.Boolean(load_default=False)
+
+
+class NamedTermSchema(Schema):
+    """A term a procedure names (e.g. the dispute window): letters quote it, a guard or a page counts it."""
+
+    after = f.Nested(TermSchema, required=True)
+    roll = f.String(load_default="none", validate=validate.OneOf(ROLLS))
+    # The registered anchor (Registry.anchors) that gives the day the term is counted from.
+    start = f.String(load_default=None)
+    label = f.String(load_default="")
+    label_en = f.String(load_default="")
+    # The states in which the case page shows the term's last day.
+    shown_in = f.List(f.String(), load_default=list)
 
 
 class NotifySchema(Schema):
@@ -210,6 +227,7 @@ class DefinitionSchema(Schema):
     exclude_field = f.String(load_default=None)
     # Data fields readable only by the listed roles (e.g. the signaller's identity).
     confidential = f.Dict(keys=f.String(), values=f.List(f.String()), load_default=dict)
+    terms = f.Dict(keys=f.String(), values=f.Nested(NamedTermSchema), load_default=dict)
     region_overrides = f.Dict(load_default=dict)
 
 
@@ -267,6 +285,7 @@ class Definition:
     next_rung: str | None = None
     exclude_field: str | None = None
     confidential: dict = field(default_factory=dict)
+    terms: dict = field(default_factory=dict)
     sha256: str = ""
     source: str = ""
     row_id: int | None = None
@@ -446,6 +465,10 @@ def _parse(source: str, filename: str, registry) -> Definition:
     for kind, spec in data["documents"].items():
         for j, val in enumerate(spec["validators"]):
             _check_callable_args("validator", val, registry.validators, f"documents.{kind}.validators.{j}", errors)
+    for name, term in data["terms"].items():
+        if term["start"] and term["start"] not in registry.anchors:
+            errors.append(f"terms.{name}.start: unknown anchor {term['start']!r}")
+        errors += [f"terms.{name}.shown_in: unknown state {s!r}" for s in term["shown_in"] if s not in names]
     if errors:
         raise DefinitionError(f"{filename}: " + "; ".join(errors), {"file": filename, "errors": errors})
 
@@ -464,6 +487,7 @@ def _parse(source: str, filename: str, registry) -> Definition:
         next_rung=data["next_rung"],
         exclude_field=data["exclude_field"],
         confidential=data["confidential"],
+        terms=data["terms"],
         sha256=sha256_hex(source),
         source=source,
     )
@@ -480,15 +504,21 @@ def _deadline_specs(raw: dict):
 def apply_overrides(raw: dict, overrides: dict) -> dict:
     """A region's terms, reminder offsets and overdue behaviour, by deadline kind.
 
-    overrides = {"deadlines": {kind: {"after": {...}, "remind_days_before": [...], "on_overdue": {...}}}}
+    overrides = {"deadlines": {kind: {"after": {...}, "remind_days_before": [...], "on_overdue": {...},
+                                      "roll": "next_working_day"}},
+                 "terms": {name: {"after": {...}, "roll": ...}}}
     """
+    for name, change in (overrides.get("terms") or {}).items():
+        term = (raw.get("terms") or {}).get(name)
+        if isinstance(term, dict) and isinstance(change, dict):
+            term.update({k: v for k, v in change.items() if k in ("after", "roll")})
     for spec in _deadline_specs(raw):
         change = (overrides.get("deadlines") or {}).get(spec.get("kind"))
         if not isinstance(change, dict):
             continue
         if "after" in change and isinstance(spec.get("due"), dict):
             spec["due"] = {**{k: v for k, v in spec["due"].items() if k not in ("after",)}, "after": change["after"]}
-        for key in ("remind_days_before", "on_overdue", "owner_role"):
+        for key in ("remind_days_before", "on_overdue", "owner_role", "roll"):
             if key in change:
                 spec[key] = change[key]
     return raw

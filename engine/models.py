@@ -343,6 +343,8 @@ class Deadline(Base):
     reminder_days: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime]
     resolved_at: Mapped[Optional[datetime]]
+    # The day the term would have ended on, when `roll: next_working_day` moved it (pages say why).
+    rolled_from: Mapped[Optional[date]] = mapped_column(Date)
 
     __table_args__ = (
         CheckConstraint(_in("status", DeadlineStatus), name="status"),

@@ -23,6 +23,10 @@ class Registry:
     guards: dict[str, Callable] = field(default_factory=dict)
     effects: dict[str, Callable] = field(default_factory=dict)
     validators: dict[str, Callable] = field(default_factory=dict)
+    # Named days a definition's terms are counted from: fn(case, tz_name) -> date | None.
+    anchors: dict[str, Callable] = field(default_factory=dict)
+    # How a term ({months, weeks, days, working_days}) is written in a language: fn(term, lang) -> str.
+    term_words: Callable = field(default=lambda term, lang="": ", ".join(f"{n} {k}" for k, n in term.items() if n))
     # Named texts the engine writes into messages, events and unmet conditions. English ones under
     # the bare name (engine/builtins.py); the Dutch ones under `<name>.nl` (workflows/texts.py).
     texts: dict[str, str] = field(default_factory=dict)
@@ -33,7 +37,8 @@ class Registry:
         return safe_format(template if template is not None else self.texts[name], **values)
 
     def names(self) -> tuple:
-        return (tuple(sorted(self.guards)), tuple(sorted(self.effects)), tuple(sorted(self.validators)))
+        return (tuple(sorted(self.guards)), tuple(sorted(self.effects)), tuple(sorted(self.validators)),
+                tuple(sorted(self.anchors)))
 
     def guard(self, name: str):
         def register(fn):
@@ -45,6 +50,13 @@ class Registry:
     def effect(self, name: str):
         def register(fn):
             self.effects[name] = fn
+            return fn
+
+        return register
+
+    def anchor(self, name: str):
+        def register(fn):
+            self.anchors[name] = fn
             return fn
 
         return register
@@ -76,6 +88,8 @@ class Context:
     trigger: str | None = None
     engine: Any = None
     item: Any = None  # the current element while a deadline is made per item (for_each)
+    # Data an effect works out (e.g. a moved end date): stored with the step's input, recorded as derived.
+    derived: dict = field(default_factory=dict)
 
     @cached_property
     def documents(self) -> dict[str, Document]:
@@ -121,14 +135,31 @@ class Context:
         signed = {s.signer_id for s in doc.signatures}
         return set(doc.required_signer_ids) <= signed
 
+    def term_value(self, name: str, what: str):
+        """A named term of the definition (or a deadline kind's `after`), for a letter:
+
+        `text` the term in Dutch words ("4 weken"); `end` its last day counted from its anchor,
+        `end_today` counted from the day of this step (a decision taken now), both ISO dates.
+        """
+        engine = self.engine
+        if what == "text":
+            term = engine.term_spec(self.session, self.case, name)
+            return engine.registry.term_words(term["after"], engine.config.language) if term else None
+        start = local_date(self.now, self.config.timezone) if what == "end_today" else None
+        end = engine.term(self.session, self.case, name, start=start)
+        return end.day.isoformat() if end else None
+
     def value(self, path: str):
         """Resolve "data.x.y", "documents.kind.field", "case.attr", "subject.name", "opener.name",
-        "responsible.name", "actor.name", "institution.name", "today" or "history" (or a bare data key)."""
+        "responsible.name", "actor.name", "institution.name", "terms.name[.text|.end|.end_today]", "today" or
+        "history" (or a bare data key)."""
         parts = path.split(".")
         if path == "today":
             return local_date(self.now, self.config.timezone).isoformat()
         if path == "history":
             return self.history()
+        if parts[0] == "terms" and len(parts) > 1:
+            return self.term_value(parts[1], parts[2] if len(parts) > 2 else "text")
         if parts[0] in ("subject", "opener", "responsible", "actor"):
             uid = {"subject": self.case.subject_id, "opener": self.case.opened_by_id,
                    "responsible": self.case.responsible_id, "actor": self.actor.id}[parts[0]]

@@ -5,7 +5,8 @@ from datetime import date, datetime, timezone
 
 from hypothesis import given, strategies as st
 
-from engine.calendar import add_term, end_of_day, is_working_day, last_day_of_term, midpoint, months_between_ok
+from engine.calendar import add_term, end_of_day, last_day_of_term, midpoint, months_between_ok
+from workflows.terms import working_calendar
 
 
 def test_calendar_months_clamp_to_the_month_end():
@@ -35,10 +36,12 @@ def test_the_middle_of_a_period_counts_both_ends():
 
 
 def test_working_days_skip_weekends_and_dutch_holidays():
-    assert not is_working_day(date(2026, 4, 27))  # Koningsdag
-    assert not is_working_day(date(2026, 12, 25))
+    atw = working_calendar({})
+    assert not atw.is_working_day(date(2026, 4, 27))  # Koningsdag
+    assert not atw.is_working_day(date(2026, 12, 25))
     # Friday 24 April 2026 + 1 working day: not Saturday, Sunday or Koningsdag (Monday 27th)
-    assert add_term(date(2026, 4, 24), working_days=1) == date(2026, 4, 28)
+    assert add_term(date(2026, 4, 24), working_days=1, calendar=atw) == date(2026, 4, 28)
+    assert add_term(date(2026, 4, 24), working_days=1) == date(2026, 4, 27)  # the engine alone: weekends only
 
 
 def test_a_day_ends_at_23_59_amsterdam_time_in_winter_and_summer():

@@ -209,7 +209,8 @@ def test_terminate_sends_a_written_notice_with_the_end_date_and_the_dispute_proc
     [notice] = [d for d in case["documents"] if d["kind"] == "termination_notice"]
     text = " ".join(pdf_text(aios, notice["id"]).split())  # justified lines stretch their spaces
     assert "1 september 2026" in text and "binnen 4 weken" in text and "Geschillenprocedure" in text
-    assert "uiterlijk op 7 augustus 2026" in text  # decided 10 July + 4 weeks
+    # decided 10 July + 4 weeks; the term and its last day come from the configuration (`dispute_window`)
+    assert "tot en met 7 augustus 2026" in text and notice["content"]["dispute_term"] == "4 weken"
     notifications = [n for n in ok(opleider.get(f"/cases/{case['id']}/notifications"))
                      if n["kind"] == "gbt_termination_notice"]
     # the notice to the aios now; the outcome report to the RGS once both signed it
@@ -248,7 +249,7 @@ def test_a_dispute_is_refused_after_four_weeks_with_the_closing_date(world, cloc
     clock.advance(weeks=4, days=1)
     body = open_dispute(world, case, 422)
     [unmet] = body["error"]["details"]["unmet"]
-    assert unmet["guard"] == "within_weeks_of_decision" and unmet["window_closed_on"] == "2026-08-07"
+    assert unmet["guard"] == "within_dispute_window" and unmet["window_closed_on"] == "2026-08-07"
 
 
 def test_only_the_aios_concerned_can_dispute(world):

@@ -1,9 +1,12 @@
 """Configuration from the environment, read when the app is created (never at import time)."""
 from __future__ import annotations
 
+import logging
 import os
 import secrets
+from datetime import datetime, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from .files import private_dir, write_private
 
@@ -12,8 +15,33 @@ DEV_ENVS = ("development", "testing")
 MIN_SECRET_BYTES = 32
 
 
+log = logging.getLogger(__name__)
+
+
 class ConfigError(RuntimeError):
     pass
+
+
+def fixed_now(env, mode: str) -> datetime | None:
+    """TRAJECT_NOW (ISO-8601) fixes the clock of every process, for demos and acceptance tests (CONTRACT.md §6).
+
+    Honoured only in development and testing: a production clock that can be set from the environment
+    would let anyone who can set it back-date decisions and keep terms open. Without an offset the moment
+    is local time (TRAJECT_TIMEZONE); a date alone is its midnight.
+    """
+    value = (env.get("TRAJECT_NOW") or "").strip()
+    if not value:
+        return None
+    if mode not in DEV_ENVS:
+        log.warning("TRAJECT_NOW is ignored: it is honoured only when TRAJECT_ENV is development or testing")
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"TRAJECT_NOW must be an ISO-8601 moment such as 2027-02-01T09:00:00+01:00, not {value!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(env.get("TRAJECT_TIMEZONE", "Europe/Amsterdam")))
+    return moment.astimezone(timezone.utc)
 
 
 def _dev_secret(instance: Path) -> str:
@@ -45,6 +73,7 @@ def from_env(env=None) -> dict:
         "SECRET_KEY": secret,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "TRAJECT_TIMEZONE": env.get("TRAJECT_TIMEZONE", "Europe/Amsterdam"),
+        "TRAJECT_NOW": fixed_now(env, mode),
         "TRAJECT_DEMO": env.get("TRAJECT_DEMO", "1" if mode in DEV_ENVS else "0") == "1",
         "TOKEN_TTL_HOURS": int(env.get("TOKEN_TTL_HOURS", "12")),
         # A browser session ends after this long without a request, and this long after the login.

@@ -13,12 +13,13 @@ from flask import Flask, current_app
 from sqlalchemy import inspect, make_url
 from sqlalchemy.exc import DatabaseError, SQLAlchemyError
 
-from engine.clock import SystemClock
+from engine.clock import FixedClock, SystemClock
 from engine.commands import Engine, EngineConfig
 from engine.definitions import sync
 from engine.privacy import load_policies
 from workflows import default_programme, load_definitions, load_region, make_registry
 from workflows.roles import DEPUTIES, PROGRAMME_ROLES, SUPERUSER_ROLES
+from workflows.terms import working_calendar
 
 from .config import ConfigError
 from .extensions import db
@@ -50,8 +51,9 @@ def set_up(app: Flask) -> None:
         recipients["rgs"] = app.config["RGS_ADDRESS"]
     config = EngineConfig(timezone=app.config["TRAJECT_TIMEZONE"], external_recipients=recipients,
                           superuser_roles=SUPERUSER_ROLES, programme_roles=PROGRAMME_ROLES,
-                          default_programme=default_programme(region), deputies=DEPUTIES)
-    app.extensions["traject"] = Engine(registry, config, app.config.get("CLOCK") or SystemClock())
+                          default_programme=default_programme(region), deputies=DEPUTIES,
+                          calendar=working_calendar(region))
+    app.extensions["traject"] = Engine(registry, config, clock_of(app))
     app.extensions["traject.definitions"] = definitions
     with app.app_context():
         check_sqlite_file(app)
@@ -61,6 +63,17 @@ def set_up(app: Flask) -> None:
         except SQLAlchemyError as exc:  # the database may not exist yet: `traject db upgrade` comes first
             log.warning("definitions not synchronised: %s", exc)
             db.session.rollback()
+
+
+def clock_of(app: Flask):
+    """The tests' clock, else TRAJECT_NOW's fixed moment (development/testing only: web/config.py), else the
+    system's: every process (web, worker, CLI, demo) is built here, so all of them keep the same time."""
+    if app.config.get("CLOCK"):
+        return app.config["CLOCK"]
+    if app.config.get("TRAJECT_NOW"):
+        log.info("the clock is fixed at %s (TRAJECT_NOW)", app.config["TRAJECT_NOW"].isoformat())
+        return FixedClock(app.config["TRAJECT_NOW"])
+    return SystemClock()
 
 
 def check_sqlite_file(app: Flask) -> None:

@@ -9,7 +9,7 @@ from engine import builtins
 from engine.definitions import Definition, load_directory
 from engine.registry import Registry
 
-from . import guards
+from . import guards, terms
 from .texts import TEXTS_NL
 
 DEFINITIONS_DIR = Path(__file__).parent / "definitions"
@@ -35,6 +35,7 @@ def default_programme(region: dict) -> str:
 def make_registry() -> Registry:
     registry = builtins.install(Registry())
     guards.install(registry)
+    registry.term_words = terms.term_text
     registry.texts.update(TEXTS_NL)
     return registry
 

@@ -26,6 +26,8 @@ def install(registry: Registry) -> Registry:
     registry.guard("owns_item")(owns_item)
     registry.guard("justified_before_term")(justified_before_term)
     registry.guard("within_weeks_of_decision")(within_weeks_of_decision)
+    registry.guard("within_dispute_window")(within_dispute_window)
+    registry.anchor("decision_date")(decision_date)
     registry.guard("parent_is")(parent_is)
     registry.guard("subject_is_actor")(subject_is_actor)
     registry.guard("max_periods")(max_periods)
@@ -35,7 +37,6 @@ def install(registry: Registry) -> Registry:
     registry.guard("one_dispute_per_decision")(one_dispute_per_decision)
     registry.guard("months_passed")(months_passed)
     registry.guard("agrees_with")(agrees_with)
-    registry.guard("not_before")(not_before)
     registry.guard("after_record_end")(after_record_end)
     return registry
 
@@ -186,19 +187,17 @@ def window_closes(decided: date, weeks: int) -> date:
 
 
 def dispute_weeks(ctx: Context) -> int:
-    """The dispute window as the region configures the dispute procedure (its opening guard's weeks)."""
-    dispute = ctx.engine.latest(ctx.session).get("dispute")
-    for entry in dispute.open.requires if dispute else []:
-        if entry.get("guard") == "within_weeks_of_decision":
-            return int(entry["weeks"])
-    return 4  # CONTRACT.md section 4's regional default
+    """The dispute window in weeks, as the region configures the GBT's term `dispute_window`."""
+    spec = ctx.engine.term_spec(ctx.session, ctx.case, DISPUTE_WINDOW) or {}
+    return int((spec.get("after") or {}).get("weeks") or 4)  # CONTRACT.md section 4's regional default
 
 
-def _dispute_closes_on(ctx: Context) -> str:
+def _dispute_closes_on(ctx: Context) -> str | None:
     """Written into the decision letters: the window's last day, from the decision this step records."""
     decided = parse_date(ctx.data.get("termination_date") if ctx.trigger == "terminate"
                          else ctx.data.get("decision_date")) or local_date(ctx.now, ctx.config.timezone)
-    return window_closes(decided, dispute_weeks(ctx)).isoformat()
+    closes = dispute_window_closes(ctx.engine, ctx.session, ctx.case, decided)
+    return closes.isoformat() if closes else None
 
 
 FACTS = {"dispute_weeks": lambda ctx: str(dispute_weeks(ctx)), "dispute_closes_on": _dispute_closes_on}
@@ -214,6 +213,35 @@ def within_weeks_of_decision(ctx: Context, weeks: int):
     return unmet("within_weeks_of_decision",
                  f"the dispute window of {weeks} weeks after the decision closed on {closes.isoformat()}",
                  f"de termijn van {weeks} weken na het besluit is verstreken op {closes.isoformat()}",
+                 field="parent_id", window_closed_on=closes.isoformat())
+
+
+DISPUTE_WINDOW = "dispute_window"
+
+
+def dispute_window_closes(engine, session, case: Case, decided_on: date | None = None) -> date | None:
+    """The last day on which the aios may lodge a dispute against the decision of `case` (a GBT).
+
+    The window is the case's named term `dispute_window` (intensified_guidance.yaml; region configuration
+    `workflows.intensified_guidance.terms.dispute_window`), counted from `decided_on` — by default the
+    decision's day (`decision_date`) — and moved to the next working day when it ends on a Saturday,
+    Sunday or holiday (`roll: next_working_day`). A letter written at the moment of the decision passes
+    `decided_on` (the terminate step runs before the case is terminated).
+    """
+    end = engine.term(session, case, DISPUTE_WINDOW, start=decided_on)
+    return end.day if end else None
+
+
+def within_dispute_window(ctx: Context):
+    parent = _parent(ctx)
+    if parent is None:
+        return None  # parent_is reports the missing decision
+    closes = dispute_window_closes(ctx.engine, ctx.session, parent)
+    if closes is None or local_date(ctx.now, ctx.config.timezone) <= closes:
+        return None
+    return unmet("within_dispute_window",
+                 f"the dispute window after the decision closed on {closes.isoformat()}",
+                 f"de termijn voor een geschil na het besluit is verstreken op {closes.isoformat()}",
                  field="parent_id", window_closed_on=closes.isoformat())
 
 
@@ -324,15 +352,6 @@ def agrees_with(ctx: Context, field: str, source: str, label: str = "", label_en
     return unmet("agrees_with", f"{field} must be {expected}, as in the signed {label_en or source}",
                  f"moet {expected} zijn, zoals in de ondertekende {label or source}", field=f"data.{field}",
                  expected=expected)
-
-
-def not_before(ctx: Context, field: str, than: str, label: str = "", label_en: str = ""):
-    """A transition's date not before another date of the case (a termination's end not before its decision)."""
-    day, bound = parse_date(ctx.data.get(field)), parse_date(ctx.value(than))
-    if day is None or bound is None or day >= bound:
-        return None
-    return unmet("not_before", f"must not lie before {label_en or than} ({bound.isoformat()})",
-                 f"mag niet vóór {label or than} ({bound.isoformat()}) liggen", field=f"data.{field}")
 
 
 def record_expected_end(ctx: Context) -> date | None:

@@ -17,6 +17,7 @@ TEXTS_NL = {
     "unmet.document_signed.unsigned.nl": "{title} (versie {version}) is nog niet door iedereen ondertekend",
     "unmet.field_equals.nl": "{label} moet {value} zijn",
     "unmet.deadline_open.nl": "er is geen openstaande {name}",
+    "unmet.not_before.nl": "{label} mag niet vóór {other} liggen",
     "subject.signature_requested.nl": "Ter ondertekening: {document} ({title})",
     "subject.deadline_reminder.nl": "Herinnering: {label} uiterlijk {due:%d-%m-%Y}",
     "subject.deadline_overdue.nl": "Termijn verstreken: {label} ({due:%d-%m-%Y})",

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from engine import deadlines, outbox
-from engine.calendar import end_of_day
+from engine.calendar import WorkingCalendar, end_of_day
 from engine.inbox import inbox
 from engine.models import AuditEvent, Deadline, DeadlineStatus, Notification
 from engine_world import clock, session, world  # noqa: F401  (the fixtures)
@@ -54,10 +54,12 @@ def test_it_counts_a_term_in_days_from_the_local_day_of_the_transition():
     assert deadlines.due_date(Ctx(at("2026-03-01T23:30")), {"after": {"days": 10}}, TZ) == date(2026, 3, 12)
 
 
-def test_it_counts_working_days_past_weekends_and_dutch_holidays():
-    # From Friday 24 April 2026: Monday 27 April is Koningsdag.
+def test_it_counts_working_days_past_weekends_and_the_holidays_it_is_given():
+    # From Friday 24 April 2026: Monday 27 April is Koningsdag — a holiday because the caller says so.
     ctx = Ctx(at("2026-04-24T10:00"))
-    assert deadlines.due_date(ctx, {"after": {"working_days": 2}}, TZ) == date(2026, 4, 29)
+    kings_day = WorkingCalendar([{"day": "04-27", "if_sunday": -1, "name": "Koningsdag"}])
+    assert deadlines.due_date(ctx, {"after": {"working_days": 2}}, TZ, kings_day) == date(2026, 4, 29)
+    assert deadlines.due_date(ctx, {"after": {"working_days": 2}}, TZ) == date(2026, 4, 28)
 
 
 def test_it_takes_a_due_date_from_the_case_or_halfway_between_two():

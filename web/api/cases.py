@@ -8,6 +8,7 @@ from flask import g
 from flask.views import MethodView
 from sqlalchemy import exists, select
 
+from engine.calendar import local_date
 from engine.deadlines import late as late_deadlines
 from engine.disclosure import Disclosure
 from engine.errors import ValidationError
@@ -21,6 +22,8 @@ from engine.models import (
     Notification,
     User,
 )
+
+from workflows.terms import moved
 
 from .. import exports
 from ..access_log import log_reads, visible_case
@@ -46,10 +49,12 @@ def serialize_cases(cases: list[Case]) -> list[dict]:
         return []
     ids = [c.id for c in cases]
     deadlines: dict[int, list] = {i: [] for i in ids}
+    calendar, tz = engine().config.calendar, engine().config.timezone
     for d in db.session.scalars(select(Deadline).where(Deadline.case_id.in_(ids)).order_by(Deadline.due_at)):
         deadlines[d.case_id].append(
             {"id": d.id, "kind": d.kind, "label": d.label, "due_at": d.due_at, "status": d.status,
-             "owner_role": d.owner_role})
+             "owner_role": d.owner_role,
+             "moved": moved(local_date(d.due_at, tz), d.rolled_from, calendar)})
     documents: dict[int, list] = {i: [] for i in ids}
     for doc in db.session.scalars(select(Document).where(Document.case_id.in_(ids))
                                   .order_by(Document.kind, Document.version)):
@@ -75,6 +80,9 @@ def serialize_cases(cases: list[Case]) -> list[dict]:
             "available_triggers": eng.available_triggers(
                 c, actor, overdue={d["kind"] for d in deadlines[c.id] if d["status"] == DeadlineStatus.OVERDUE}),
             "deadlines": deadlines[c.id],
+            "terms": [{"name": name, "label": spec["label"], "label_en": spec["label_en"] or spec["label"],
+                       "ends_on": end.day.isoformat(), "moved": moved(end.day, end.rolled_from, calendar)}
+                      for name, spec, end in eng.shown_terms(db.session, c)],
             "documents": documents[c.id], "parent_id": c.parent_id if c.parent_id in visible_parents else None,
             "child_ids": children[c.id],
         }

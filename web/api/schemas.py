@@ -55,6 +55,15 @@ class WorkflowSchema(Schema):
     transitions = fields.List(fields.Nested(WorkflowTransition), required=True)
 
 
+class MovedSchema(Schema):
+    """Why a due date is not the day the term would have ended on (`roll: next_working_day`)."""
+
+    from_ = fields.String(required=True, data_key="from", attribute="from")  # YYYY-MM-DD
+    reason = fields.String(required=True, validate=validate.OneOf(["saturday", "sunday", "holiday"]))
+    note = fields.String(required=True)  # Dutch: "verschoven naar maandag 1 februari: 30 januari is een zaterdag"
+    note_en = fields.String(required=True)
+
+
 class DeadlineSchema(Schema):
     id = fields.Integer(required=True)
     kind = fields.String(required=True)
@@ -62,6 +71,7 @@ class DeadlineSchema(Schema):
     due_at = fields.DateTime(required=True)
     status = fields.String(required=True, validate=validate.OneOf([s.value for s in DeadlineStatus]))
     owner_role = fields.String(required=True)
+    moved = fields.Nested(MovedSchema, allow_none=True)
 
 
 class SignatureSchema(Schema):
@@ -85,6 +95,16 @@ class DocumentSchema(Schema):
     created_at = fields.DateTime(required=True)
 
 
+class TermSchema(Schema):
+    """The last day a case's named term allows (e.g. `dispute_window`: until when a dispute can be lodged)."""
+
+    name = fields.String(required=True)
+    label = fields.String(required=True)
+    label_en = fields.String(required=True)
+    ends_on = fields.String(required=True)  # YYYY-MM-DD, inclusive
+    moved = fields.Nested(MovedSchema, allow_none=True)
+
+
 class CaseSchema(Schema):
     id = fields.Integer(required=True)
     workflow = fields.String(required=True)
@@ -102,6 +122,7 @@ class CaseSchema(Schema):
     data = fields.Dict(required=True)
     available_triggers = fields.List(fields.String(), required=True)
     deadlines = fields.List(fields.Nested(DeadlineSchema), required=True)
+    terms = fields.List(fields.Nested(TermSchema))
     documents = fields.List(fields.Nested(DocumentSchema), required=True)
     parent_id = fields.Integer(allow_none=True)
     child_ids = fields.List(fields.Integer(), required=True)

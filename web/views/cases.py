@@ -13,8 +13,11 @@ from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from markupsafe import Markup
 
+from engine import builtins, fields
+from engine.calendar import local_date
 from engine.errors import Forbidden, PreconditionFailed, TransitionNotAllowed, ValidationError, VersionConflict
 from engine.models import DEADLINE_OPEN, DEADLINE_WAITING, Case
+from workflows import terms
 
 
 from .. import access_log, exports, svg
@@ -82,6 +85,7 @@ def render_case(case_id: int, state: FormState | None = None, status: int = 200)
     html = render_template(
         "case.html", case=case_, page=page, definition=definition, closed=closed,
         diagram=_diagram(case_, page), timeline=_timeline(page), deadlines=_deadlines(page, now()),
+        terms=_terms(case_, page.definition),
         documents=_documents(case_, page, actor, state, closed),
         trigger_forms=_trigger_forms(case_, page, state),
         document_forms=[] if closed else _document_forms(case_, page, state),
@@ -312,14 +316,37 @@ def _timeline(page) -> list[dict]:
 
 def _deadlines(page, moment) -> list[dict]:
     out = []
+    calendar, tz = engine().config.calendar, engine().config.timezone
     for d in page.deadlines:
+        shifted = terms.moved(local_date(d.due_at, tz), d.rolled_from, calendar)
         text, tone = i18n.remaining(d.due_at, d.status, moment)
         if d.status in DEADLINE_WAITING and data.is_late(d, moment):
             tone = "late"
         out.append({"label": i18n.deadline_label(d, page.definition), "due_at": d.due_at,
                     "remaining": text, "tone": tone, "status": i18n.DEADLINE_STATUS.get(d.status, d.status),
-                    "owner": i18n.role_label(d.owner_role)})
+                    "owner": i18n.role_label(d.owner_role),
+                    "moved": i18n.pick(shifted["note"], shifted["note_en"]) if shifted else ""})
     return out
+
+
+def _terms(case_, definition) -> list[dict]:
+    """The last days the case's terms allow (the dispute window of a GBT decision), as dates, and what a
+    suspension did to the case's clock."""
+    lang = "en" if i18n.is_english() else "nl"
+    shown = [{"label": i18n.label(spec), "day": terms.long_date(end.day, lang),
+              "moved": terms.moved_note(end.day, end.rolled_from, engine().config.calendar, lang)
+              if end.rolled_from else ""}
+             for _name, spec, end in engine().shown_terms(db.session, case_)]
+    data_ = case_.data or {}
+    since = fields.parse_date(data_.get(builtins.PAUSED_SINCE))
+    if since:
+        shown.append({"label": _("Suspended since"), "day": terms.long_date(since, lang),
+                      "moved": _("The deadlines wait until it resumes.")})
+    days = int(data_.get(builtins.PAUSED_DAYS) or 0)
+    for entry, value in builtins.shifted_dates(definition, data_) if days else ():
+        shown.append({"label": i18n.label(entry), "day": terms.long_date(fields.parse_date(value), lang),
+                      "moved": _("moved by %(days)s days of suspension", days=days)})
+    return shown
 
 
 # -- acting ---------------------------------------------------------------------------------

@@ -103,6 +103,8 @@ CHOICE_LABELS = {
     "visitation": _l("Visitation"),
     "aios": _l("An aios"),
     "other": _l("Other"),
+    "illness": _l("Illness"),
+    "leave": _l("Leave"),
 }
 
 
