@@ -752,7 +752,7 @@ def test_it_lists_every_unsigned_document_of_an_assessment(world):
     # and the minimum term: not before the IOP's start + 3 months (CONTRACT.md section 6)
     assert unmet_fields(err) == {"documents.progress_report", "documents.suitability_assessment",
                                  "documents.adjusted_iop.start_date"}
-    waiting = {u["kind"]: u.get("waiting_for") for u in err["details"]["unmet"]}
+    waiting = {u.get("kind"): u.get("waiting_for") for u in err["details"]["unmet"]}
     assert waiting["progress_report"] == [world.users["aios"]]
 
 
