@@ -749,8 +749,10 @@ def test_it_lists_every_unsigned_document_of_an_assessment(world):
         err = error(opleider.post(f"/cases/{gbt['id']}/transitions",
                                   json={"trigger": "assess", "expected_version": gbt["version"]}),
                     422, "precondition_failed")
-    assert unmet_fields(err) == {"documents.progress_report", "documents.suitability_assessment"}
-    waiting = {u["kind"]: u.get("waiting_for") for u in err["details"]["unmet"]}
+    # and the minimum term: not before the IOP's start + 3 months (CONTRACT.md section 6)
+    assert unmet_fields(err) == {"documents.progress_report", "documents.suitability_assessment",
+                                 "documents.adjusted_iop.start_date"}
+    waiting = {u.get("kind"): u.get("waiting_for") for u in err["details"]["unmet"]}
     assert waiting["progress_report"] == [world.users["aios"]]
 
 

@@ -79,8 +79,9 @@ def test_it_refuses_to_intensify_without_an_insufficient_evaluation_and_names_ev
     body = fire(opleider, case, "intensify", {}, status=422)
     assert body["error"]["code"] == "precondition_failed"
     fields = {u["field"] for u in body["error"]["details"]["unmet"]}
-    assert fields == {"data.report", "data.decision_moment", "data.aios_informed_of_dispute_procedure",
-                      "data.evaluations"}  # decision_date and reasons have defaults (CONTRACT.md section 4)
+    # CONTRACT.md section 4 names only the report: decision_moment, aios_informed_of_dispute_procedure,
+    # decision_date and reasons have defaults (docs/dates.md)
+    assert fields == {"data.report", "data.evaluations"}
     assert all(u["message"] and u["message_nl"] for u in body["error"]["details"]["unmet"])
     assert ok(opleider.get(f"/cases/{case['id']}"))["version"] == case["version"]
 

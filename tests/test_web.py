@@ -423,10 +423,24 @@ PAGES = [("opleider", "/"), ("aios", "/"), ("coc", "/"), ("hr", "/"), ("regio", 
 
 def _more_cases(world, n):
     opleider, aios = world.api("opleider"), world.api("aios")
-    for _ in range(n):
+    for i in range(n):
         to_guidance(opleider, aios, open_internal(opleider, world.users["aios"]))
         case, doc = to_plan(opleider, aios, open_internal(opleider, world.users["aios"]))
-        open_gbt(opleider, world.users["aios"])
+        open_gbt(opleider, _another_aios(world, f"extra{i}"))  # one open GBT per aios (CONTRACT.md section 6)
+
+
+def _another_aios(world, name: str) -> int:
+    from engine.models import RoleAssignment
+    from web.extensions import db
+
+    with world.app.app_context():
+        user = User(email=f"{name}@test.nl", name=name.capitalize(), active=True,
+                    created_at=world.app.extensions["traject"].clock.now())
+        user.roles.append(RoleAssignment(role="aios", institution_id=world.institutions["meander"],
+                                         region_id=world.region_id))
+        db.session.add(user)
+        db.session.commit()
+        return user.id
 
 
 def test_pages_issue_a_constant_number_of_statements(world, busy):
