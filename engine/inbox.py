@@ -7,7 +7,7 @@ of queries whatever the number of cases.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
@@ -18,6 +18,7 @@ from .scope import Actor, triggers_for
 
 ORDER = {"deadline_overdue": 0, "deadline_due": 1, "escalation": 2, "signature_requested": 3, "action_required": 4}
 LADDER_PREFIXES = ("escalated_", "reported_")
+PAGE = 50  # CONTRACT.md section 9: at most 50 items a page, like every list
 
 
 def _owned_states(definitions: dict, role_names: set[str]) -> list[tuple[str, list[str]]]:
@@ -118,5 +119,26 @@ def inbox(session: Session, engine, actor: Actor, now: datetime, horizon_days: i
         add(case, "signature_requested", detail=engine.text("inbox.document", title=title, version=doc.version),
             document_id=doc.id)
 
-    far = datetime.max.replace(tzinfo=now.tzinfo)
-    return sorted(items.values(), key=lambda i: (ORDER[i["reason"]], i["due_at"] or far, i["case_id"]))
+    return sorted(items.values(), key=position)
+
+
+_FAR = datetime.max.replace(tzinfo=timezone.utc)
+
+
+def position(item: dict) -> tuple:
+    """Where an item stands in the inbox: most urgent first; unique, so that a page can start after one."""
+    return (ORDER[item["reason"]], item["due_at"] or _FAR, item["case_id"], item["deadline_id"] or 0,
+            item["document_id"] or 0)
+
+
+def inbox_page(session: Session, engine, actor: Actor, now: datetime, after: tuple | None = None,
+               limit: int = PAGE) -> tuple[list[dict], tuple | None]:
+    """One page of the inbox: the items after `after` (a `position`), and the position to start the next at.
+
+    A position, not an offset: an item that was done meanwhile shifts nothing on the following page.
+    """
+    items = inbox(session, engine, actor, now)
+    if after is not None:
+        items = [i for i in items if position(i) > after]
+    page = items[:limit]
+    return page, (position(page[-1]) if len(items) > limit else None)

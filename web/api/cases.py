@@ -1,16 +1,12 @@
 """Cases: list, open, read, fire a trigger; their audit trail, messages and sealed dossier."""
 from __future__ import annotations
 
-import base64
-import binascii
-
 from flask import g
 from flask.views import MethodView
 from sqlalchemy import exists, select
 
 from engine.deadlines import late as late_deadlines
 from engine.disclosure import Disclosure
-from engine.errors import ValidationError
 from engine.models import (
     AuditEvent,
     Case,
@@ -26,6 +22,7 @@ from .. import exports
 from ..access_log import log_reads, visible_case
 from ..extensions import db
 from ..runtime import engine, now
+from . import cursors
 from .blueprint import api
 from .documents import document_out
 from .openapi import BINARY
@@ -88,16 +85,16 @@ def _shown(case: Case) -> Disclosure:
 
 def _decode_cursor(cursor: str) -> int:
     try:
-        value = int(base64.urlsafe_b64decode(cursor.encode() + b"==").decode())
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        value = int(cursors.decode(cursor))
+    except ValueError:
         value = -1
     if not 0 < value < 2**63:
-        raise ValidationError("invalid cursor", {"cursor": ["invalid cursor"]})
+        raise cursors.invalid()
     return value
 
 
 def _encode_cursor(case_id: int) -> str:
-    return base64.urlsafe_b64encode(str(case_id).encode()).decode().rstrip("=")
+    return cursors.encode(str(case_id))
 
 
 @api.route("/cases")
