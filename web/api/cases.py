@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import g
 from flask.views import MethodView
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select
 
 from engine.deadlines import late as late_deadlines
 from engine.disclosure import Disclosure
@@ -37,26 +37,39 @@ from .schemas import (
 )
 
 
+# The reads of every case answer, built once: constructing them and computing their cache keys cost
+# about a fifth of a transition request (bench/RESULTS.md). SQL, not data: nothing here can go stale.
+_DEADLINES = (select(Deadline.id, Deadline.case_id, Deadline.kind, Deadline.label, Deadline.due_at, Deadline.status,
+                     Deadline.owner_role)
+              .where(Deadline.case_id.in_(bindparam("ids", expanding=True))).order_by(Deadline.due_at))
+_DOCUMENTS = (select(Document).where(Document.case_id.in_(bindparam("ids", expanding=True)))
+              .order_by(Document.kind, Document.version))
+
+
+def _children_query(scope):
+    return (select(Case.id, Case.parent_id).where(Case.parent_id.in_(bindparam("ids", expanding=True)), scope)
+            .order_by(Case.id))
+
+
 def serialize_cases(cases: list[Case]) -> list[dict]:
     """Cases with their deadlines, documents and children: a fixed number of queries per page."""
     if not cases:
         return []
     ids = [c.id for c in cases]
     deadlines: dict[int, list] = {i: [] for i in ids}
-    for d in db.session.scalars(select(Deadline).where(Deadline.case_id.in_(ids)).order_by(Deadline.due_at)):
+    for d in db.session.execute(_DEADLINES, {"ids": ids}):
         deadlines[d.case_id].append(
             {"id": d.id, "kind": d.kind, "label": d.label, "due_at": d.due_at, "status": d.status,
              "owner_role": d.owner_role})
     documents: dict[int, list] = {i: [] for i in ids}
-    for doc in db.session.scalars(select(Document).where(Document.case_id.in_(ids))
-                                  .order_by(Document.kind, Document.version)):
+    for doc in db.session.scalars(_DOCUMENTS, {"ids": ids}):
         documents[doc.case_id].append(document_out(doc))
     eng, actor = engine(), g.actor
     # Linked cases are named only when the reader may see them: HR must not learn of a dispute.
     scope = eng.scope(db.session, actor)
     children: dict[int, list] = {i: [] for i in ids}
-    for child_id, parent_id in db.session.execute(select(Case.id, Case.parent_id)
-                                                  .where(Case.parent_id.in_(ids), scope).order_by(Case.id)):
+    children_query = eng.per_actor(db.session, actor, "children", lambda: _children_query(scope))
+    for child_id, parent_id in db.session.execute(children_query, {"ids": ids}):
         children[parent_id].append(child_id)
     parents = {c.parent_id for c in cases if c.parent_id}
     visible_parents = set(db.session.scalars(select(Case.id).where(Case.id.in_(parents), scope))) if parents else set()
