@@ -55,6 +55,16 @@ def awaiting_signature(session: Session, scope, actor: Actor) -> list[tuple[Docu
             if actor.id in (doc.required_signer_ids or []) and all(s.signer_id != actor.id for s in doc.signatures)]
 
 
+def _owned_item(definition, case, roles: set[str]) -> tuple[str, str] | None:
+    """(reason, detail) of a case whose step the user owns, or None when none of their roles may act on it."""
+    if not triggers_for(definition, case.state, roles):
+        return None
+    state = definition.state(case.state)
+    owner = state.get("owner")
+    reason = "escalation" if owner and owner in roles and case.state.startswith(LADDER_PREFIXES) else "action_required"
+    return reason, state.get("label", case.state)
+
+
 def inbox(session: Session, engine, actor: Actor, now: datetime, horizon_days: int = 14) -> list[dict]:
     definitions = engine.latest(session)
     scope = engine.scope(session, actor)
@@ -78,20 +88,19 @@ def inbox(session: Session, engine, actor: Actor, now: datetime, horizon_days: i
         .where(scope, Case.closed_at.is_(None), or_(*ownership)).order_by(Case.updated_at)
     ).all()
     by_id = engine.definitions_by_id(session, {c.definition_id for c in owned_cases})
-    triggers: dict[tuple, list] = {}
+    # What a case asks of this user depends only on its definition, state and the user's roles on it, and
+    # those only on where the case is and whether the user is its subject, opener or responsible: decided
+    # once per such combination in this request, not once per case (an opleider may own two thousand).
+    decided: dict[tuple, tuple | None] = {}
+    me = actor.id
     for case in owned_cases:
-        definition = by_id[case.definition_id]
-        roles = actor.roles_on(case)
-        owner = definition.state(case.state).get("owner")
-        key = (case.definition_id, case.state, frozenset(roles))
-        if key not in triggers:
-            triggers[key] = triggers_for(definition, case.state, roles)
-        if not triggers[key]:
-            continue
-        if owner and owner in roles and case.state.startswith(LADDER_PREFIXES):
-            add(case, "escalation", detail=definition.state(case.state).get("label", case.state))
-        else:
-            add(case, "action_required", detail=definition.state(case.state).get("label", case.state))
+        key = (case.definition_id, case.state, case.institution_id, case.region_id, case.subject_id == me,
+               case.opened_by_id == me, case.responsible_id == me)
+        if key not in decided:
+            decided[key] = _owned_item(by_id[case.definition_id], case, actor.roles_on(case))
+        if decided[key] is not None:
+            reason, detail = decided[key]
+            add(case, reason, detail=detail)
 
     # Deadlines: due soon or passed, for their owner and (when passed) the next level's owner.
     rows = session.execute(
