@@ -51,14 +51,16 @@ def web_command(host, port, workers, dev):
 @click.command("run")
 @_server_options
 @click.option("--interval", type=float, default=None, help="seconds between the worker's passes")
-@with_appcontext
 def run_command(host, port, workers, dev, interval):
     """Web and worker together for one machine: two supervised processes, restarted when one dies."""
-    # The app was created to check the configuration before anything starts; its connections are
-    # not needed here (the children open their own).
-    from ..extensions import db
+    # The configuration is checked before anything starts; the app itself is built by the children only
+    # (building it here too would make the start a third slower and hold connections the children don't share).
+    from ..config import ConfigError, from_env
 
-    db.engine.dispose()
+    try:
+        from_env()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     traject = [sys.executable, "-m", "web.cli"]
     web = [*traject, "web", "--host", host, "--port", str(port)]
     if workers is not None:
