@@ -21,7 +21,6 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "bench"
 
-from sqlalchemy import select  # noqa: E402
 
 from bench.common import create_schema, database_url, make_app, seed  # noqa: E402
 

@@ -2,7 +2,7 @@
 
 Run: TRAJECT_ENV=development TRAJECT_INSTANCE=DIR python -m bench.inbox_probe (after db upgrade + demo --scale 10000 in DIR).
 """
-import os, time, statistics
+import time, statistics
 from web.app import create_app
 from web.extensions import db
 from web.auth import issue_token
@@ -16,4 +16,4 @@ h = {"Authorization": f"Bearer {tok}"}
 times = []
 for i in range(15):
     t = time.perf_counter(); r = c.get("/api/v1/inbox", headers=h); times.append(time.perf_counter() - t)
-print(r.status_code, len(r.get_json()), "median %.1f ms, p95~max %.1f ms" % (statistics.median(times)*1000, max(times[2:])*1000))
+print(r.status_code, len(r.get_json()["items"]), "median %.1f ms, p95~max %.1f ms" % (statistics.median(times)*1000, max(times[2:])*1000))

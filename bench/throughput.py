@@ -1,6 +1,6 @@
 """5. Throughput: the web app under gunicorn (4 sync workers) on PostgreSQL, concurrent transitions.
 
-`gunicorn -w 4 'web.app:create_app()'` in production mode on 127.0.0.1, and a load generator
+`traject web --workers 4` (gunicorn, as production runs it) in production mode on 127.0.0.1, and a load generator
 in this process: C threads, each opening a loopback connection per request (gunicorn's sync
 workers close after every response) and POSTing /api/v1/cases/{id}/transitions with a bearer
 token, each request on a case of its own (bench_six's step1: new state, audit event, a
@@ -11,6 +11,8 @@ Baseline, same server and generator: GET /healthz (the HTTP stack plus a SELECT 
 Afterwards the database is asked how many transitions it holds: every 200 must be there.
 """
 from __future__ import annotations
+
+TARGET = 600  # transitions/s on 2 cores (issue 19)
 
 import json
 import os
@@ -66,11 +68,12 @@ class Server:
         self.instance = tempfile.mkdtemp(prefix="traject-bench-gunicorn-")
         env = {**os.environ, "DATABASE_URL": url, "TRAJECT_ENV": "production", "SECRET_KEY": secrets.token_hex(32),
                "TRAJECT_INSTANCE": self.instance}
-        gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+        # Exactly what production runs: `traject web` (gunicorn, web/cli/wsgi_server.py, access log included).
+        traject = str(Path(sys.executable).with_name("traject"))
         self.log = open(Path(self.instance) / "gunicorn.log", "w+")
         self.proc = subprocess.Popen(
-            [gunicorn, "-w", str(workers), "-b", f"{HOST}:{self.port}", "--backlog", "512", "--log-level", "warning",
-             "web.app:create_app()"], env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+            [traject, "web", "--host", HOST, "--port", str(self.port), "--workers", str(workers)],
+            env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -170,6 +173,34 @@ def cpu_groups(server: "Server") -> dict:
     return groups
 
 
+def statements_per_request(app, case_id: int, token: str, body: bytes) -> list[str]:
+    """What one transition request sends to the database, authentication included, as the server runs it:
+    SQL statements, plus the pool's pre-ping on checkout and the transaction's BEGIN and COMMIT."""
+    from sqlalchemy import event
+
+    from .common import counted
+    from web.extensions import db
+
+    with app.app_context():
+        engine = db.engine
+    extra: list[str] = []
+    hooks = [(engine, "begin", lambda conn: extra.append("BEGIN")),
+             (engine, "commit", lambda conn: extra.append("COMMIT")),
+             (engine.pool, "checkout", lambda *a: extra.append("PING") if engine.pool._pre_ping else None)]
+    for target, name, fn in hooks:
+        event.listen(target, name, fn)
+    try:
+        with counted(engine) as statements:
+            r = app.test_client().post(f"/api/v1/cases/{case_id}/transitions", data=body,
+                                       headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    finally:
+        for target, name, fn in hooks:
+            event.remove(target, name, fn)
+    assert r.status_code == 200, r.get_data(as_text=True)[:300]
+    return [*[e for e in extra if e == "PING"], *(["BEGIN"] if "BEGIN" in extra else []), *statements,
+            *(["COMMIT"] if "COMMIT" in extra else [])]
+
+
 def run(url: str, backend: str, quick: bool) -> list[Row]:
     from engine.clock import SystemClock
     from engine.models import AuditEvent
@@ -193,6 +224,7 @@ def run(url: str, backend: str, quick: bool) -> list[Row]:
     def healthz(i: int) -> bytes:
         return b"GET /healthz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
 
+    request_statements = statements_per_request(app, case_ids.pop(), token, body)
     server = Server(url)
     try:
         log(f"  [{backend}] gunicorn -w 4 on {HOST}:{server.port}; {concurrency} client threads, ≤ {seconds:.0f} s, "
@@ -216,14 +248,19 @@ def run(url: str, backend: str, quick: bool) -> list[Row]:
     cores = os.cpu_count() or 1
     log(f"  [{backend}] CPU per transition: " + ", ".join(f"{k} {v:.1f} ms" for k, v in per.items()))
     rows = [Row("5 throughput", backend, "CPU per transition: gunicorn + PostgreSQL + load generator", ours, "ms",
-                baseline=f"the budget for 300/s on {cores} cores", baseline_value=cores * 1e3 / 300,
-                ratio=ours / (cores * 1e3 / 300), target="≤ 1× the budget",
-                met=ours <= cores * 1e3 / 300,
+                baseline=f"the budget for {TARGET}/s on {cores} cores", baseline_value=cores * 1e3 / TARGET,
+                ratio=ours / (cores * 1e3 / TARGET), target="≤ 1× the budget",
+                met=ours <= cores * 1e3 / TARGET,
                 detail=(", ".join(f"{k} {v:.1f} ms" for k, v in per.items()) + f" per transition; other processes "
                         f"used {cpu['other processes'] / tx['elapsed']:.2f} of the {cores} cores during the run; "
                         f"an idle machine would top out near {cores * 1e3 / ours:.0f}/s"))]
-    return rows + [Row("5 throughput", backend, "transitions/s, gunicorn -w 4 (sync), 16 loopback clients",
+    sql = [x for x in request_statements if x not in ("PING", "BEGIN", "COMMIT")]
+    rows.append(Row("5 throughput", backend, "SQL statements per transition request (authentication included)",
+                    len(sql), "statements", target="≤ 6", met=len(sql) <= 6,
+                    detail=" ".join(request_statements) + f" ({len(request_statements)} round trips with the pool's "
+                           "pre-ping, BEGIN and COMMIT)"))
+    return rows + [Row("5 throughput", backend, "transitions/s, traject web --workers 4 (gunicorn sync), 16 loopback clients",
                 tx["rate"], "/s", baseline="GET /healthz/s, same server and clients", baseline_value=base["rate"],
-                ratio=ratio, target="≥ 300/s, no errors", met=tx["rate"] >= 300 and tx["errors"] == 0,
+                ratio=ratio, target=f"≥ {TARGET}/s, no errors", met=tx["rate"] >= TARGET and tx["errors"] == 0,
                 detail=(f"{tx['ok']} transitions in {tx['elapsed']:.1f} s, {tx['errors']} errors, {stored} in the "
                         f"database; latency p50 {tx['p50'] * 1e3:.0f} ms, p95 {tx['p95'] * 1e3:.0f} ms"))]

@@ -224,10 +224,14 @@ def run(url: str, backend: str, quick: bool, durable: bool = False) -> list[Row]
             for name, workflow, trigger, data in variants:
                 t = stats(fire_runs[name])
                 ratio = t["median"] / floor["median"]
+                # Issue 19: against a durable floor, ≤ 3× on PostgreSQL and ≤ 4× on SQLite (synchronous=FULL).
+                limit = (3 if backend == "postgresql" else 4) if make else None
                 rows.append(Row(
                     "1 transition", backend, f"{name} transition, {mode} ({conf})",
                     t["median"] * 1e3, "ms", baseline="INSERT+COMMIT of an audit-sized row",
-                    baseline_value=floor["median"] * 1e3, ratio=ratio, target="≤ 2× floor", met=ratio <= 2,
+                    baseline_value=floor["median"] * 1e3, ratio=ratio,
+                    target=f"≤ {limit}× floor" if limit else "- (floor not durable)",
+                    met=ratio <= limit if limit else None,
                     detail=(f"median of {runs} runs × {per_run} (per-run medians; min {t['min'] * 1e3:.3f} ms, "
                             f"floor min {floor['min'] * 1e3:.3f} ms)")))
         finally:

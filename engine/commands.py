@@ -189,6 +189,10 @@ class Engine:
             value = memo[1][key] = build()
         return value
 
+    def per_actor(self, session: Session, actor: Actor, name: str, build):
+        """A statement of the caller's that depends only on the actor (and the definitions), built once."""
+        return self._per_actor(session, (name, actor), build)
+
     def scope(self, session: Session, actor: Actor):
         return self._per_actor(session, ("scope", actor), lambda: visible(actor, self.visibility(session)))
 

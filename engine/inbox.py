@@ -7,7 +7,7 @@ of queries whatever the number of cases.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
@@ -18,6 +18,7 @@ from .scope import Actor, triggers_for
 
 ORDER = {"deadline_overdue": 0, "deadline_due": 1, "escalation": 2, "signature_requested": 3, "action_required": 4}
 LADDER_PREFIXES = ("escalated_", "reported_")
+PAGE = 50  # CONTRACT.md section 9: at most 50 items a page, like every list
 
 
 def _owned_states(definitions: dict, role_names: set[str]) -> list[tuple[str, list[str]]]:
@@ -73,6 +74,16 @@ def _todo(definitions: dict):
     return or_(*clauses) if clauses else None
 
 
+def _owned_item(definition, case, roles: set[str]) -> tuple[str, str] | None:
+    """(reason, detail) of a case whose step the user owns, or None when none of their roles may act on it."""
+    if not triggers_for(definition, case.state, roles):
+        return None
+    state = definition.state(case.state)
+    owner = state.get("owner")
+    reason = "escalation" if owner and owner in roles and case.state.startswith(LADDER_PREFIXES) else "action_required"
+    return reason, state.get("label", case.state)
+
+
 def inbox(session: Session, engine, actor: Actor, now: datetime, horizon_days: int = 14) -> list[dict]:
     definitions = engine.latest(session)
     scope = engine.scope(session, actor)
@@ -96,20 +107,19 @@ def inbox(session: Session, engine, actor: Actor, now: datetime, horizon_days: i
         .where(scope, Case.closed_at.is_(None), or_(*ownership)).order_by(Case.updated_at)
     ).all()
     by_id = engine.definitions_by_id(session, {c.definition_id for c in owned_cases})
-    triggers: dict[tuple, list] = {}
+    # What a case asks of this user depends only on its definition, state and the user's roles on it, and
+    # those only on where the case is and whether the user is its subject, opener or responsible: decided
+    # once per such combination in this request, not once per case (an opleider may own two thousand).
+    decided: dict[tuple, tuple | None] = {}
+    me = actor.id
     for case in owned_cases:
-        definition = by_id[case.definition_id]
-        roles = actor.roles_on(case)
-        owner = definition.state(case.state).get("owner")
-        key = (case.definition_id, case.state, frozenset(roles))
-        if key not in triggers:
-            triggers[key] = triggers_for(definition, case.state, roles)
-        if not triggers[key]:
-            continue
-        if owner and owner in roles and case.state.startswith(LADDER_PREFIXES):
-            add(case, "escalation", detail=definition.state(case.state).get("label", case.state))
-        else:
-            add(case, "action_required", detail=definition.state(case.state).get("label", case.state))
+        key = (case.definition_id, case.state, case.institution_id, case.region_id, case.subject_id == me,
+               case.opened_by_id == me, case.responsible_id == me)
+        if key not in decided:
+            decided[key] = _owned_item(by_id[case.definition_id], case, actor.roles_on(case))
+        if decided[key] is not None:
+            reason, detail = decided[key]
+            add(case, reason, detail=detail)
 
     # Deadlines: due soon or passed, for their owner and (when passed) whoever may act on it; work from
     # the start (an agreed action) for its owner until it is met.
@@ -145,5 +155,26 @@ def inbox(session: Session, engine, actor: Actor, now: datetime, horizon_days: i
         add(case, "signature_requested", detail=engine.text("inbox.document", title=title, version=doc.version),
             document_id=doc.id)
 
-    far = datetime.max.replace(tzinfo=now.tzinfo)
-    return sorted(items.values(), key=lambda i: (ORDER[i["reason"]], i["due_at"] or far, i["case_id"]))
+    return sorted(items.values(), key=position)
+
+
+_FAR = datetime.max.replace(tzinfo=timezone.utc)
+
+
+def position(item: dict) -> tuple:
+    """Where an item stands in the inbox: most urgent first; unique, so that a page can start after one."""
+    return (ORDER[item["reason"]], item["due_at"] or _FAR, item["case_id"], item["deadline_id"] or 0,
+            item["document_id"] or 0)
+
+
+def inbox_page(session: Session, engine, actor: Actor, now: datetime, after: tuple | None = None,
+               limit: int = PAGE) -> tuple[list[dict], tuple | None]:
+    """One page of the inbox: the items after `after` (a `position`), and the position to start the next at.
+
+    A position, not an offset: an item that was done meanwhile shifts nothing on the following page.
+    """
+    items = inbox(session, engine, actor, now)
+    if after is not None:
+        items = [i for i in items if position(i) > after]
+    page = items[:limit]
+    return page, (position(page[-1]) if len(items) > limit else None)

@@ -13,7 +13,7 @@ from web.extensions import db
 
 
 def reasons(api):
-    return [(i["case_id"], i["reason"]) for i in ok(api.get("/inbox"))]
+    return [(i["case_id"], i["reason"]) for i in ok(api.get("/inbox"))["items"]]
 
 
 def test_the_aios_sees_the_plan_waiting_for_their_signature(world):
@@ -23,11 +23,11 @@ def test_the_aios_sees_the_plan_waiting_for_their_signature(world):
     case = fire(opleider, case, "draft_plan", {"discussion_summary": "x"})
     doc = ok(opleider.post(f"/cases/{case['id']}/documents", json={"kind": "improvement_plan", "content": PLAN}), 201)
     sign(opleider, doc)
-    [item] = ok(aios.get("/inbox"))
+    [item] = ok(aios.get("/inbox"))["items"]
     assert (item["case_id"], item["reason"], item["document_id"]) == (case["id"], "signature_requested", doc["id"])
     assert "Verbeterplan" in item["detail"]
     sign(aios, doc)
-    assert ok(aios.get("/inbox")) == []
+    assert ok(aios.get("/inbox"))["items"] == []
     assert (case["id"], "action_required") in reasons(opleider)  # start_guidance is theirs now
 
 
@@ -44,7 +44,7 @@ def test_deadlines_due_and_overdue_reach_the_owner_and_the_next_level_first(worl
         db.session.commit()
     assert reasons(opleider)[0] == (case["id"], "deadline_overdue")
     assert reasons(coc)[0] == (case["id"], "deadline_overdue")  # the next rung
-    assert ok(world.api("coc_gelre").get("/inbox")) == []
+    assert ok(world.api("coc_gelre").get("/inbox"))["items"] == []
 
 
 def test_the_coc_chair_finds_the_escalation_at_their_level(world):
@@ -57,11 +57,11 @@ def test_the_coc_chair_finds_the_escalation_at_their_level(world):
     case = fire(rso, case, "escalate", {"reason": "x"})
     assert (case["id"], "escalation") in reasons(chair)  # the voorzitter RSO's level
     case = fire(chair, case, "escalate", {"reason": "x"})
-    items = [i for i in ok(coc.get("/inbox")) if i["case_id"] == case["id"]]
+    items = [i for i in ok(coc.get("/inbox"))["items"] if i["case_id"] == case["id"]]
     assert [i["reason"] for i in items] == ["escalation"]
     assert items[0]["detail"] == "Opgeschaald naar de COC-voorzitter"
-    assert case["id"] not in [i["case_id"] for i in ok(rso.get("/inbox"))]
-    assert ok(world.api("coc_gelre").get("/inbox")) == []
+    assert case["id"] not in [i["case_id"] for i in ok(rso.get("/inbox"))["items"]]
+    assert ok(world.api("coc_gelre").get("/inbox"))["items"] == []
 
 
 def test_the_overview_counts_without_names_and_hides_small_cells(world):
@@ -146,3 +146,49 @@ def test_the_trend_cannot_be_differenced_against_the_cells(world):
     assert visible == 6 and len(candidates) >= 3, candidates
     csv = world.api("regio").get("/overview?format=csv").get_data(as_text=True)
     assert "opened,,2026-03,,5–9" in csv
+
+
+def _many_deadlines(world, case_id: int, n: int) -> None:
+    """n open deadlines of the opleider's, due within the horizon: n inbox items on one case."""
+    from datetime import timedelta
+
+    with world.app.app_context():
+        now = world.app.extensions["traject"].clock.now()
+        db.session.add_all(Deadline(case_id=case_id, kind="live", label=f"Termijn {i}", due_at=now + timedelta(days=1, hours=i),
+                                    status="pending", owner_role="responsible", reminder_days=[],
+                                    created_at=now) for i in range(n))
+        db.session.commit()
+
+
+def test_the_inbox_comes_in_pages_of_at_most_50_and_a_cursor_walks_them_all_once(world):
+    opleider = world.api("opleider")
+    case = open_internal(opleider, world.users["aios"])
+    _many_deadlines(world, case["id"], 60)
+    first = ok(opleider.get("/inbox"))
+    assert len(first["items"]) == 50 and first["next"]
+    second = ok(opleider.get(f"/inbox?cursor={first['next']}"))
+    assert second["next"] is None
+    items = first["items"] + second["items"]
+    assert len(items) == 61  # 60 deadlines and the step the opleider owns
+    assert len({(i["reason"], i["deadline_id"]) for i in items}) == 61  # none twice
+    assert [i["due_at"] for i in items if i["reason"] == "deadline_due"] == sorted(
+        i["due_at"] for i in items if i["reason"] == "deadline_due")
+    small = ok(opleider.get("/inbox?limit=7"))
+    assert small["items"] == first["items"][:7]
+    assert ok(opleider.get(f"/inbox?limit=7&cursor={small['next']}"))["items"] == first["items"][7:14]
+    for bad in ("limit=51", "limit=0", "cursor=bm9wZQ", "cursor=%%%"):
+        assert opleider.get(f"/inbox?{bad}").status_code == 422, bad
+
+
+def test_the_inbox_costs_the_same_statements_for_10_or_60_items(world, app):
+    from test_transition_cost import counted
+
+    opleider = world.api("opleider")
+    case = open_internal(opleider, world.users["aios"])
+    counts = []
+    for n in (10, 50):
+        _many_deadlines(world, case["id"], n)
+        with app.app_context(), counted(db.engine) as statements:
+            assert opleider.get("/inbox").status_code == 200
+        counts.append(len(statements))
+    assert counts[0] == counts[1]

@@ -59,7 +59,7 @@ def test_a_text_keeps_its_line_breaks(world):
 def test_the_inbox_writes_the_access_log_for_every_personal_case_it_lists(world):
     opleider, aios = world.api("opleider"), world.api("aios")
     case = open_internal(opleider, world.users["aios"])
-    items = ok(opleider.get("/inbox"))
+    items = ok(opleider.get("/inbox"))["items"]
     assert case["id"] in {i["case_id"] for i in items}
     with world.app.app_context():
         rows = db.session.execute(select(AccessLog.case_id, AccessLog.action, AccessLog.detail)

@@ -74,7 +74,7 @@ def environment(database_url: str, instance: Path, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MAIL_BACKEND")}
     env.update(DATABASE_URL=database_url, TRAJECT_INSTANCE=str(instance), TRAJECT_ENV="testing",
                MAIL_BACKEND="file", TRAJECT_WORKER_INTERVAL="0.2", TRAJECT_DELIVERY_LEASE="1",
-               RGS_ADDRESS="rgs@example.org", **extra)
+               RGS_ADDRESS="rgs@example.org", WEB_CONCURRENCY="1", **extra)
     return env
 
 

@@ -11,7 +11,8 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask import current_app, g, request
-from sqlalchemy import event, inspect, select, update
+from sqlalchemy import bindparam, event, inspect, select, update
+from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from engine.models import AuthToken, User
@@ -74,10 +75,13 @@ def issue_token(user: User, now: datetime) -> tuple[str, datetime]:
     return token, expires
 
 
+# Built once (every API request runs it), with the roles in the same statement: the actor needs them.
+_TOKEN_USER = (select(AuthToken, User).join(User, User.id == AuthToken.user_id)
+               .where(AuthToken.token_hash == bindparam("token_hash")).options(joinedload(User.roles)))
+
+
 def user_for_token(token: str, now: datetime) -> User | None:
-    row = db.session.execute(
-        select(AuthToken, User).join(User, User.id == AuthToken.user_id).where(AuthToken.token_hash == _digest(token))
-    ).first()
+    row = db.session.execute(_TOKEN_USER, {"token_hash": _digest(token)}).unique().first()
     if row is None:
         return None
     tok, user = row

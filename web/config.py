@@ -82,6 +82,8 @@ def from_env(env=None) -> dict:
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
         # The number of reverse proxies in front whose X-Forwarded-* headers are trusted (web/security.py).
         "TRAJECT_PROXY": int(env.get("TRAJECT_PROXY") or 0),
+        # gunicorn (`traject web`): seconds a request may take before its worker is replaced.
+        "TRAJECT_WEB_TIMEOUT": int(env.get("TRAJECT_WEB_TIMEOUT") or 30),
         "MAIL_BACKEND": env.get("MAIL_BACKEND", "file"),
         # Delivery (notifications/): the sender, the backends' settings, links in e-mails.
         "MAIL_FROM": env.get("MAIL_FROM", "Traject <noreply@traject.invalid>"),

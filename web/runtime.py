@@ -87,7 +87,12 @@ def check_sqlite_file(app: Flask) -> None:
         return
     path = Path(url.database)
     if path.parent.is_dir():
-        private_file(path)  # SQLite gives its -wal and -shm files the database file's mode
+        # Never open and close an existing database file: closing any descriptor of it drops every POSIX
+        # lock this process holds on it, and another process may then take SQLite's WAL for unused.
+        if path.exists():
+            tighten(path, FILE_MODE)
+        else:
+            private_file(path)  # SQLite gives its -wal and -shm files the database file's mode
         for extra in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
             if extra.exists():
                 tighten(extra, FILE_MODE)

@@ -1,17 +1,13 @@
 """Cases: list, open, read, fire a trigger; their audit trail, messages and sealed dossier."""
 from __future__ import annotations
 
-import base64
-import binascii
-
 from flask import g
 from flask.views import MethodView
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select
 
 from engine.calendar import local_date
 from engine.deadlines import late as late_deadlines
 from engine.disclosure import Disclosure
-from engine.errors import ValidationError
 from engine.models import (
     AuditEvent,
     Case,
@@ -29,6 +25,7 @@ from .. import exports
 from ..access_log import log_reads, visible_case
 from ..extensions import db
 from ..runtime import engine, now
+from . import cursors
 from .blueprint import api
 from .documents import document_out
 from .openapi import BINARY
@@ -43,6 +40,20 @@ from .schemas import (
 )
 
 
+# The reads of every case answer, built once: constructing them and computing their cache keys cost
+# about a fifth of a transition request (bench/RESULTS.md). SQL, not data: nothing here can go stale.
+_DEADLINES = (select(Deadline.id, Deadline.case_id, Deadline.kind, Deadline.label, Deadline.due_at, Deadline.status,
+                     Deadline.owner_role, Deadline.rolled_from)
+              .where(Deadline.case_id.in_(bindparam("ids", expanding=True))).order_by(Deadline.due_at))
+_DOCUMENTS = (select(Document).where(Document.case_id.in_(bindparam("ids", expanding=True)))
+              .order_by(Document.kind, Document.version))
+
+
+def _children_query(scope):
+    return (select(Case.id, Case.parent_id).where(Case.parent_id.in_(bindparam("ids", expanding=True)), scope)
+            .order_by(Case.id))
+
+
 def serialize_cases(cases: list[Case]) -> list[dict]:
     """Cases with their deadlines, documents and children: a fixed number of queries per page."""
     if not cases:
@@ -50,21 +61,20 @@ def serialize_cases(cases: list[Case]) -> list[dict]:
     ids = [c.id for c in cases]
     deadlines: dict[int, list] = {i: [] for i in ids}
     calendar, tz = engine().config.calendar, engine().config.timezone
-    for d in db.session.scalars(select(Deadline).where(Deadline.case_id.in_(ids)).order_by(Deadline.due_at)):
+    for d in db.session.execute(_DEADLINES, {"ids": ids}):
         deadlines[d.case_id].append(
             {"id": d.id, "kind": d.kind, "label": d.label, "due_at": d.due_at, "status": d.status,
              "owner_role": d.owner_role,
              "moved": moved(local_date(d.due_at, tz), d.rolled_from, calendar)})
     documents: dict[int, list] = {i: [] for i in ids}
-    for doc in db.session.scalars(select(Document).where(Document.case_id.in_(ids))
-                                  .order_by(Document.kind, Document.version)):
+    for doc in db.session.scalars(_DOCUMENTS, {"ids": ids}):
         documents[doc.case_id].append(document_out(doc))
     eng, actor = engine(), g.actor
     # Linked cases are named only when the reader may see them: HR must not learn of a dispute.
     scope = eng.scope(db.session, actor)
     children: dict[int, list] = {i: [] for i in ids}
-    for child_id, parent_id in db.session.execute(select(Case.id, Case.parent_id)
-                                                  .where(Case.parent_id.in_(ids), scope).order_by(Case.id)):
+    children_query = eng.per_actor(db.session, actor, "children", lambda: _children_query(scope))
+    for child_id, parent_id in db.session.execute(children_query, {"ids": ids}):
         children[parent_id].append(child_id)
     parents = {c.parent_id for c in cases if c.parent_id}
     visible_parents = set(db.session.scalars(select(Case.id).where(Case.id.in_(parents), scope))) if parents else set()
@@ -97,16 +107,16 @@ def _shown(case: Case) -> Disclosure:
 
 def _decode_cursor(cursor: str) -> int:
     try:
-        value = int(base64.urlsafe_b64decode(cursor.encode() + b"==").decode())
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        value = int(cursors.decode(cursor))
+    except ValueError:
         value = -1
     if not 0 < value < 2**63:
-        raise ValidationError("invalid cursor", {"cursor": ["invalid cursor"]})
+        raise cursors.invalid()
     return value
 
 
 def _encode_cursor(case_id: int) -> str:
-    return base64.urlsafe_b64encode(str(case_id).encode()).decode().rstrip("=")
+    return cursors.encode(str(case_id))
 
 
 @api.route("/cases")
@@ -169,8 +179,11 @@ class Transitions(MethodView):
         """Fire a trigger. One transaction: state, audit event, deadlines and outbox together."""
         case = engine().fire(db.session, g.actor, case_id, body["trigger"], body["expected_version"],
                              body.get("data") or {})
+        # The answer is read inside the transaction (its reads flush the writes first): after the commit they
+        # would open a second transaction, two more round trips on PostgreSQL (BEGIN, ROLLBACK).
+        out = serialize_cases([case])[0]
         db.session.commit()
-        return serialize_cases([case])[0]
+        return out
 
 
 @api.route("/cases/<int(max=9223372036854775807):case_id>/events")

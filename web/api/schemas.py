@@ -206,6 +206,16 @@ class InboxItem(Schema):
     document_id = fields.Integer(allow_none=True)
 
 
+class InboxPage(Schema):
+    items = fields.List(fields.Nested(InboxItem), required=True)
+    next = fields.String(allow_none=True, required=True)
+
+
+class InboxQuery(Schema):
+    cursor = fields.String(validate=validate.Length(max=200))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=50))
+
+
 class Cell(Schema):
     workflow = fields.String(required=True)
     state = fields.String()

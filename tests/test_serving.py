@@ -1,0 +1,82 @@
+"""Production serving: `traject web` is gunicorn unless --dev; `traject run` supervises web and worker.
+
+(`traject run` for real, web and worker together: tests/test_worker_cli.py.)
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import urllib.request
+
+import click
+import pytest
+
+from mailservers import free_port
+from test_worker_cli import environment, start, stop, wait_for
+from web.cli.supervise import Child, supervise
+from web.cli.wsgi_server import gunicorn_settings, workers_from_env
+
+PY = sys.executable
+
+
+def _get(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status
+    except OSError:
+        return None
+
+
+def test_traject_web_is_gunicorn_with_an_access_log_and_stops_on_sigterm(app, database_url, tmp_path):
+    port = free_port()
+    env = {**environment(database_url, tmp_path / "web"), "WEB_CONCURRENCY": "2"}
+    server = start(["web", "--port", str(port)], env)
+    try:
+        wait_for(lambda: _get(f"http://127.0.0.1:{port}/healthz") == 200, what="/healthz", process=server)
+    finally:
+        server.send_signal(signal.SIGTERM)  # by its pid: gunicorn's master finishes requests, stops its workers
+        out, err = server.communicate(timeout=20)
+    assert server.returncode == 0, err[-3000:]
+    assert "Starting gunicorn" in err and err.count("Booting worker") == 2
+    assert "GET /healthz" in out + err  # the access log
+
+
+def test_web_concurrency_and_timeouts():
+    assert workers_from_env({"WEB_CONCURRENCY": "3"}) == 3
+    assert workers_from_env({}) >= 2
+    for bad in ("many", "0"):
+        with pytest.raises(click.ClickException):
+            workers_from_env({"WEB_CONCURRENCY": bad})
+    settings = gunicorn_settings(type("App", (), {"config": {"TRAJECT_WEB_TIMEOUT": 12}})(), "127.0.0.1", 8000, 3)
+    assert settings["workers"] == 3 and settings["timeout"] == settings["graceful_timeout"] == 12
+    assert settings["bind"] == "127.0.0.1:8000" and settings["accesslog"] == "-"
+
+
+def test_a_child_that_keeps_dying_stops_the_other_and_the_supervisor_exits_1(tmp_path):
+    starts = tmp_path / "starts"
+    dier = Child("dier", [PY, "-c", f"open({str(starts)!r}, 'a').write('x'); raise SystemExit(3)"])
+    sleeper = Child("sleeper", [PY, "-c", "import time; time.sleep(60)"])
+    assert supervise([dier, sleeper], max_restarts=2, window=60, grace=5, poll=0.02, pause=0.01) == 1
+    assert starts.read_text() == "xxx"  # started, restarted twice, then given up on
+    assert sleeper.proc.returncode == -signal.SIGTERM
+
+
+def test_sigterm_reaches_every_child_and_the_supervisor_exits_0(tmp_path):
+    pids = tmp_path / "pids"
+    script = textwrap.dedent(f"""
+        import sys
+        from web.cli.supervise import Child, supervise
+        child = [{PY!r}, "-c", "import os, time; open({str(pids)!r}, 'a').write(str(os.getpid()) + ' '); time.sleep(60)"]
+        sys.exit(supervise([Child("a", child), Child("b", child)], grace=5, poll=0.02))
+    """)
+    parent = subprocess.Popen([PY, "-c", script], stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 2, timeout=20, what="two children",
+             process=parent)
+    code, err = stop(parent)
+    assert code == 0, err
+    for pid in map(int, pids.read_text().split()):
+        with pytest.raises(ProcessLookupError):  # reaped, not left behind
+            os.kill(pid, 0)
