@@ -103,18 +103,18 @@ def inbox(session: Session, engine, actor: Actor, now: datetime, horizon_days: i
     # Plain rows, not ORM cases: an opleider may own a thousand open cases, and their data is not needed.
     owned_cases = session.execute(
         select(Case.id, Case.workflow_key, Case.state, Case.title, Case.definition_id, Case.institution_id,
-               Case.region_id, Case.subject_id, Case.opened_by_id, Case.responsible_id)
+               Case.region_id, Case.subject_id, Case.opened_by_id, Case.responsible_id, Case.programme)
         .where(scope, Case.closed_at.is_(None), or_(*ownership)).order_by(Case.updated_at)
     ).all()
     by_id = engine.definitions_by_id(session, {c.definition_id for c in owned_cases})
     # What a case asks of this user depends only on its definition, state and the user's roles on it, and
-    # those only on where the case is and whether the user is its subject, opener or responsible: decided
+    # those only on where the case is (institution, region, programme) and whether the user is its subject, opener or responsible: decided
     # once per such combination in this request, not once per case (an opleider may own two thousand).
     decided: dict[tuple, tuple | None] = {}
     me = actor.id
     for case in owned_cases:
-        key = (case.definition_id, case.state, case.institution_id, case.region_id, case.subject_id == me,
-               case.opened_by_id == me, case.responsible_id == me)
+        key = (case.definition_id, case.state, case.institution_id, case.region_id, case.programme,
+               case.subject_id == me, case.opened_by_id == me, case.responsible_id == me)
         if key not in decided:
             decided[key] = _owned_item(by_id[case.definition_id], case, actor.roles_on(case))
         if decided[key] is not None:
