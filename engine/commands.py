@@ -53,6 +53,8 @@ class EngineConfig:
     reminder_hour: int = 9
     # The language of the texts the engine stores (outbox subjects, automatic reasons); see Registry.text.
     language: str = "nl"
+    # Facts of the region that letters may name ("region.<key>" in a definition), e.g. the specialty.
+    region_facts: dict[str, str] = field(default_factory=dict)
 
 
 class _Caches:
@@ -651,11 +653,14 @@ class Engine:
         outbox.add(ctx.session, key=key, case_id=ctx.case.id, seq=seq, uid=uid, address=address, role=role,
                    kind=kind, subject=subject, now=ctx.now, attachments=attachments)
 
-    def send_document(self, ctx: Context, doc: Document, to: str, kind: str, subject: str, seq: int) -> int:
-        """Queue the document as a PDF attachment to every recipient of `to`; returns how many."""
+    def send_document(self, ctx: Context, doc: Document, to: str, kind: str, subject: str, seq: int,
+                      enclosed: tuple | list = ()) -> int:
+        """Queue the document (and the `enclosed` ones) as PDF attachments to every recipient of `to`;
+        returns how many."""
         recipients = self.recipients(ctx.session, ctx.case, to)
+        files = [{"type": "document_pdf", "document_id": d.id} for d in (doc, *enclosed)]
         for uid, address in recipients:
-            self._queue(ctx, seq, uid, address, to, kind, subject, [{"type": "document_pdf", "document_id": doc.id}])
+            self._queue(ctx, seq, uid, address, to, kind, subject, files)
         return len(recipients)
 
 

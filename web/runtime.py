@@ -49,7 +49,8 @@ def set_up(app: Flask) -> None:
     if app.config.get("RGS_ADDRESS"):
         recipients["rgs"] = app.config["RGS_ADDRESS"]
     config = EngineConfig(timezone=app.config["TRAJECT_TIMEZONE"], external_recipients=recipients,
-                          superuser_roles=SUPERUSER_ROLES)
+                          superuser_roles=SUPERUSER_ROLES,
+                          region_facts={k: str(v) for k, v in (region.get("letters") or {}).items()})
     app.extensions["traject"] = Engine(registry, config, app.config.get("CLOCK") or SystemClock())
     app.extensions["traject.definitions"] = definitions
     with app.app_context():

@@ -35,18 +35,26 @@ def term_months(ctx: Context, content: dict, start: str, end: str, min: int, max
     return None
 
 
-def write_letter(ctx: Context, kind: str, to: list, notify_kind: str, subject: str, facts: dict):
+def write_letter(ctx: Context, kind: str, to: list, notify_kind: str, subject: str, facts: dict,
+                 enclose: list | None = None):
     """A written notification (PDF): stored as a document with its sha256 and attached to the outbox rows.
 
     `facts` maps a letter field to a path in the case (see Context.value) or, after "=", a
     literal; the PDF is
-    rendered from exactly this content, so the stored hash covers what was sent.
+    rendered from exactly this content, so the stored hash covers what was sent. `enclose` names
+    document kinds of the case whose latest version goes along as a bijlage: named in the letter
+    (`enclosures`) and attached to the same e-mails.
     """
     content = {name: path[1:] if path.startswith("=") else ctx.value(path) for name, path in facts.items()}
     content = {k: _plain(v, ctx.config.timezone) for k, v in content.items() if v is not None}
+    enclosed = [ctx.documents[k] for k in enclose or () if k in ctx.documents]
+    if enclosed:
+        titles = {k: (ctx.definition.documents.get(k) or {}).get("title") or k for k in enclose}
+        content["enclosures"] = [f"{titles[d.kind]}, versie {d.version}" for d in enclosed]
     doc = ctx.engine.write_document(ctx, kind, content)
     seq = ctx.case.audit_seq + 1  # the event this effect belongs to
-    sent = sum(ctx.engine.send_document(ctx, doc, recipient, notify_kind, subject, seq) for recipient in to)
+    sent = sum(ctx.engine.send_document(ctx, doc, recipient, notify_kind, subject, seq, enclosed)
+               for recipient in to)
     return {"document_id": doc.id, "kind": kind, "sha256": doc.sha256, "recipients": sent}
 
 
