@@ -164,6 +164,8 @@ def _documents(case_: Case, page, actor, state: FormState | None, closed: bool) 
             "signers": [{"id": uid, "name": page.people.get(uid, "?"), "role": _signer_role(case_, uid),
                          "signature": signed.get(uid)} for uid in latest.required_signer_ids or []],
             "complete": set(latest.required_signer_ids or []) <= set(signed),
+            # A letter the procedure writes has no signers: it is sent, not "signed by everyone".
+            "letter": not latest.required_signer_ids and "system" in spec.get("authors", []),
             "can_sign": actor.id in (latest.required_signer_ids or []) and actor.id not in signed and not closed,
             "may_disagree": actor.id == case_.subject_id,
             "state": _mine(state, f"s:{latest.id}"),
