@@ -649,6 +649,8 @@ class Engine:
                 self._queue(ctx, seq, uid, address, spec["to"], spec["kind"], subject)
 
     def _queue(self, ctx: Context, seq, uid, address, role, kind, subject, attachments=()) -> None:
+        if uid is not None and uid == getattr(ctx.actor, "id", None):
+            return  # nobody is mailed about what they did themselves: they saw it happen
         key = f"{ctx.case.id}:{seq}:{outbox.recipient_key(uid, address)}:{kind}"
         outbox.add(ctx.session, key=key, case_id=ctx.case.id, seq=seq, uid=uid, address=address, role=role,
                    kind=kind, subject=subject, now=ctx.now, attachments=attachments)
