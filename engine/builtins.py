@@ -19,6 +19,8 @@ TEXTS = {
     "unmet.field_equals": "{label} must be {value}",
     "unmet.deadline_open": "there is no open {name}",
     "subject.signature_requested": "To sign: {document} ({title})",
+    "subject.document_signed": "Signed: {document} ({title})",
+    "subject.document_dissented": "Signed as seen, not agreed: {document} ({title})",
     "subject.level_reached": "{state}: {title}",
     "subject.deadline_reminder": "Reminder: {label} due {due:%d-%m-%Y}",
     "subject.deadline_overdue": "Term passed: {label} ({due:%d-%m-%Y})",

@@ -500,7 +500,19 @@ class Engine:
         except IntegrityError:  # the same signature at the same moment (two tabs): the first one counts
             raise TransitionNotAllowed("you have signed this document already", {"document_id": doc_id}) from None
         session.refresh(doc, ["signatures"])
+        self._tell_author(session, case, doc, actor, now, event.seq, verdict)
         return signature
+
+    def _tell_author(self, session, case: Case, doc: Document, actor: Actor, now, seq: int, verdict: str) -> None:
+        """The author learns that a signer signed, and how (a dissent most of all): no need to look."""
+        if not doc.created_by_id or doc.created_by_id == actor.id:
+            return
+        definition = self.definition(case.definition)
+        title = (definition.documents.get(doc.kind) or {}).get("title") or doc.kind
+        key = "subject.document_dissented" if verdict == Verdict.SEEN_NOT_AGREED else "subject.document_signed"
+        subject = self.text(key, document=title, title=case.title or definition.title)
+        ctx = self._context(session, case, definition, actor, now, {}, None)
+        self._queue(ctx, seq, doc.created_by_id, None, "author", "document_signed", subject)
 
     # -- internals --------------------------------------------------------------
 
@@ -550,6 +562,20 @@ class Engine:
                 problems.extend(result)
         if problems:
             raise PreconditionFailed(problems)
+
+    def open_blockers(self, session: Session, actor: Actor, definition: Definition, parent: Case) -> list[dict]:
+        """What would refuse opening `definition` as a child of `parent` now, before any input: the open
+        step's guards on a case that is not stored. A page hides a form that cannot succeed and says why."""
+        probe = Case(workflow_key=definition.key, parent_id=parent.id, institution_id=parent.institution_id,
+                     region_id=parent.region_id, subject_id=parent.subject_id, opened_by_id=actor.id, data={})
+        probe.institution = parent.institution
+        ctx = self._context(session, probe, definition, actor, self.clock.now(), {}, None)
+        problems = []
+        for entry in definition.open.requires:
+            args = {k: v for k, v in entry.items() if k != "guard"}
+            result = self.registry.guards[entry["guard"]](ctx, **args)
+            problems.extend([result] if isinstance(result, dict) else result or [])
+        return problems
 
     def _unmet_field(self, step: Step, path: str, reason: str) -> dict:
         top = path.split(".")[0]

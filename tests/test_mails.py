@@ -25,7 +25,7 @@ from workflows import DEFINITIONS_DIR
 SETTINGS = MailSettings(sender="Traject <noreply@traject.test>", base_url="https://traject.test")
 CODE = re.compile(r"\b[a-z]+_[a-z_]+\b")
 ARTIFACTS = Path(__file__).parent / "artifacts" / "mails"
-ENGINE_KINDS = {"level_reached", "signature_requested", "deadline_reminder", "deadline_overdue"}
+ENGINE_KINDS = {"level_reached", "signature_requested", "document_signed", "deadline_reminder", "deadline_overdue"}
 
 
 def definition_kinds() -> set[str]:

@@ -18,6 +18,8 @@ TEXTS_NL = {
     "unmet.field_equals.nl": "{label} moet {value} zijn",
     "unmet.deadline_open.nl": "er is geen openstaande {name}",
     "subject.signature_requested.nl": "Ter ondertekening: {document} ({title})",
+    "subject.document_signed.nl": "Ondertekend: {document} ({title})",
+    "subject.document_dissented.nl": "Getekend voor gezien, niet akkoord: {document} ({title})",
     "subject.deadline_reminder.nl": "Herinnering: {label} uiterlijk {due:%d-%m-%Y}",
     "subject.deadline_overdue.nl": "Termijn verstreken: {label} ({due:%d-%m-%Y})",
     "escalation.reason.nl": "Termijn verstreken: {label} (automatisch)",

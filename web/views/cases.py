@@ -12,9 +12,10 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from markupsafe import Markup
+from sqlalchemy import select
 
 from engine.errors import Forbidden, PreconditionFailed, TransitionNotAllowed, ValidationError, VersionConflict
-from engine.models import DEADLINE_WAITING, Case
+from engine.models import DEADLINE_WAITING, Case, Document, Notification
 
 
 from .. import access_log, exports, svg
@@ -121,7 +122,9 @@ def _child_forms(case_: Case, actor, state: FormState | None) -> list[dict]:
     out = []
     for child in _children_to_open(case_, actor):
         mine = _mine(state, f"c:{child.key}")
+        blockers = engine().open_blockers(db.session, actor, child, case_)
         out.append({
+            "blocked": [message for _field, message in unmet_messages(blockers)],
             "key": child.key, "label": i18n.label(child.open, i18n.title(child)), "title": i18n.title(child),
             "fields": forms.build(child.open.input, "data", f"c-{child.key}", mine.values if mine else {},
                                   mine.errors if mine else {}, False),
@@ -357,13 +360,40 @@ def fire(case_id: int):
         version = int(request.form.get("expected_version", ""))
     except ValueError:
         version = -1
+    children = set(db.session.scalars(select(Case.id).where(Case.parent_id == case_id)))
     try:
-        eng.fire(db.session, g.actor, case_id, trigger, version, values)
+        fired = eng.fire(db.session, g.actor, case_id, trigger, version, values)
+        seq = fired.audit_seq
         db.session.commit()
     except (PreconditionFailed, ValidationError, VersionConflict, TransitionNotAllowed) as exc:
         return render_case(case_id, state, _refused(exc, state, step.input, "data"))
     flash(_("Done: %(step)s.", step=i18n.label(step, trigger)), "success")
+    _flash_letters(case_id, seq)
+    new = sorted(set(db.session.scalars(select(Case.id).where(Case.parent_id == case_id))) - children)
+    if new:  # the step opened a linked case (intensify: the GBT): that is where the work goes on
+        flash(_("The linked case %(id)s was opened: you are on it now.", id=new[-1]), "success")
+        return _back(new[-1])
     return _back(case_id)
+
+
+def _flash_letters(case_id: int, seq: int) -> None:
+    """Which letters the step sent, to whom: the reader of a final decision sees where it went."""
+    rows = db.session.scalars(select(Notification).where(Notification.case_id == case_id,
+                                                         Notification.event_seq == seq))
+    sent: dict[int, list[str]] = {}
+    for n in rows:
+        for entry in n.attachments or []:
+            if isinstance(entry, dict) and entry.get("type") == "document_pdf":
+                # An external recipient is named by its key in the region's configuration ("rgs": the RGS).
+                who = data.names([n.recipient_user_id]).get(n.recipient_user_id) if n.recipient_user_id else \
+                    (n.recipient_role or "").split(":", 1)[-1].upper()
+                sent.setdefault(int(entry["document_id"]), []).append(who or "")
+                break
+    for document_id, people in sent.items():
+        doc = db.session.get(Document, document_id)
+        spec = engine().definition(db.session.get(Case, case_id).definition).documents.get(doc.kind, {})
+        flash(_("Letter sent: %(title)s, to %(people)s.", title=i18n.title(spec, doc.kind),
+                people=", ".join(sorted(set(people)))), "success")
 
 
 @ui.post("/cases/<int(max=9223372036854775807):case_id>/documents")
