@@ -79,3 +79,11 @@ def test_a_dissent_is_named_in_the_subject(world):
         subjects = db.session.scalars(select(Notification.subject).where(
             Notification.kind == "document_signed", Notification.recipient_user_id == world.users["opleider"])).all()
     assert subjects == ["Getekend voor gezien, niet akkoord: Verbeterplan (Begeleiding)"]
+
+
+def test_every_dashboard_starts_with_what_waits_for_the_reader(world):
+    case = to_assessed(world, "unsuitable")  # waits for the opleider's decision
+    html = page(browser(world, "opleider").get("/"))
+    todo = html.split('id="todo-h"')[1].split("</section>")[0]
+    assert "Te doen" in html and html.index('id="todo-h"') < html.index("Mijn trajecten")
+    assert f"/cases/{case['id']}" in todo and "Uw stap" in text(todo)
