@@ -20,6 +20,7 @@ TEXTS = {
     "unmet.deadline_open": "there is no open {name}",
     "subject.signature_requested": "To sign: {document} ({title})",
     "subject.document_signed": "Signed: {document} ({title})",
+    "subject.reminder_sent": "Reminder from the next level: {label} has passed ({title})",
     "subject.document_dissented": "Signed as seen, not agreed: {document} ({title})",
     "subject.level_reached": "{state}: {title}",
     "subject.deadline_reminder": "Reminder: {label} due {due:%d-%m-%Y}",

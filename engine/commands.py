@@ -563,6 +563,33 @@ class Engine:
         if problems:
             raise PreconditionFailed(problems)
 
+    def remind(self, session: Session, actor: Actor, case_id: int) -> list[int]:
+        """The next level asks the owner of a passed deadline to act: an audited reminder by mail.
+
+        Allowed to whoever the passed deadline shows up for besides its owner (`next_level_owner`:
+        a COC chair on an overdue GBT); returns the ids of the deadlines reminded of."""
+        from .deadlines import late as passed
+        from .inbox import next_level_owner
+
+        now = self.clock.now()
+        case = self.get_case(session, actor, case_id, for_update=True)
+        definition = self.definition(case.definition)
+        if next_level_owner(definition, case.state) not in actor.roles_on(case):
+            raise Forbidden("only the next level may send a reminder", {})
+        late = list(session.scalars(select(Deadline).where(Deadline.case_id == case.id, Deadline.status.in_(
+            DEADLINE_OPEN), passed(now)).order_by(Deadline.due_at)))
+        if not late:
+            raise TransitionNotAllowed("no deadline of this case has passed", {})
+        event = audit.new_event(case, now, actor.id, "reminder_sent",
+                                data={"deadline_ids": [d.id for d in late]})
+        audit.append_only_event(session, case, event, now)
+        ctx = self._context(session, case, definition, actor, now, {}, None)
+        for d in late:
+            subject = self.text("subject.reminder_sent", label=d.label or d.kind, title=case.title or definition.title)
+            for uid, address in self.recipients(session, case, d.owner_role):
+                self._queue(ctx, event.seq, uid, address, d.owner_role, "reminder_sent", subject)
+        return [d.id for d in late]
+
     def open_blockers(self, session: Session, actor: Actor, definition: Definition, parent: Case) -> list[dict]:
         """What would refuse opening `definition` as a child of `parent` now, before any input: the open
         step's guards on a case that is not stored. A page hides a form that cannot succeed and says why."""

@@ -87,3 +87,23 @@ def test_every_dashboard_starts_with_what_waits_for_the_reader(world):
     todo = html.split('id="todo-h"')[1].split("</section>")[0]
     assert "Te doen" in html and html.index('id="todo-h"') < html.index("Mijn trajecten")
     assert f"/cases/{case['id']}" in todo and "Uw stap" in text(todo)
+
+
+def test_a_coc_chair_on_an_overdue_case_can_send_a_reminder_that_is_audited(world, clock):
+    opleider, aios = world.api("opleider"), world.api("aios")
+    case = to_guidance(opleider, aios, open_internal(opleider, world.users["aios"]))
+    clock.at = clock.now() + timedelta(days=120)  # the plan's term passed
+    coc = browser(world, "coc")
+    html = text(page(coc.get(f"/cases/{case['id']}")))
+    assert "Herinnering sturen" in html and "niets voor u te doen" not in html
+    response, _ = post(coc, f"/cases/{case['id']}/remind", {})
+    assert response.status_code == 303
+    with world.app.app_context():
+        from engine.models import AuditEvent
+        from web.extensions import db
+
+        rows = db.session.scalars(select(Notification).where(Notification.kind == "reminder_sent")).all()
+        events = db.session.scalars(select(AuditEvent.type).where(AuditEvent.case_id == case["id"])).all()
+    assert [n.recipient_user_id for n in rows] == [world.users["opleider"]] and "reminder_sent" in events
+    response, _ = post(browser(world, "aios"), f"/cases/{case['id']}/remind", {})
+    assert response.status_code in (403, 404, 409)

@@ -19,6 +19,7 @@ TEXTS_NL = {
     "unmet.deadline_open.nl": "er is geen openstaande {name}",
     "subject.signature_requested.nl": "Ter ondertekening: {document} ({title})",
     "subject.document_signed.nl": "Ondertekend: {document} ({title})",
+    "subject.reminder_sent.nl": "Herinnering van het volgende niveau: {label} is verstreken ({title})",
     "subject.document_dissented.nl": "Getekend voor gezien, niet akkoord: {document} ({title})",
     "subject.deadline_reminder.nl": "Herinnering: {label} uiterlijk {due:%d-%m-%Y}",
     "subject.deadline_overdue.nl": "Termijn verstreken: {label} ({due:%d-%m-%Y})",

@@ -91,9 +91,36 @@ def render_case(case_id: int, state: FormState | None = None, status: int = 200)
         subject=page.people.get(case_.subject_id, ""), responsible=page.people.get(case_.responsible_id, ""),
         dossier_url=url_for("ui.dossier", case_id=case_.id),
         readers=_readers(case_, actor),
+        remind=None if closed else _may_remind(case_, page, actor),
     )
     db.session.commit()  # the access log
     return html, status
+
+
+def _may_remind(case_: Case, page, actor) -> list[str]:
+    """The passed deadlines the reader, as the next level, may remind their owner of (labels)."""
+    from engine.inbox import next_level_owner
+
+    if next_level_owner(page.definition, case_.state) not in actor.roles_on(case_):
+        return []
+    moment = now()
+    return [i18n.deadline_label(d, page.definition) for d in page.deadlines if data.is_late(d, moment)]
+
+
+@ui.post("/cases/<int(max=9223372036854775807):case_id>/remind")
+@login_required
+def remind(case_id: int):
+    try:
+        engine().remind(db.session, g.actor, case_id)
+        db.session.commit()
+    except Forbidden:
+        db.session.rollback()
+        abort(403)
+    except TransitionNotAllowed:  # nothing has passed (any more): a stale page
+        db.session.rollback()
+        abort(409)
+    flash(_("The reminder was sent to whoever must act."), "success")
+    return _back(case_id)
 
 
 def _mine(state: FormState | None, key: str) -> FormState | None:
