@@ -245,8 +245,12 @@ class Engine:
         """
         field = definition.exclude_field
         uid = data.get(field) if field else None
-        if not (isinstance(uid, int) and not isinstance(uid, bool) and session.get(User, uid) is not None):
+        if not isinstance(uid, int) or isinstance(uid, bool):
             return
+        person = session.get(User, uid)
+        if person is None or not person.active or not any(r.region_id == case.region_id for r in person.roles):
+            raise ValidationError("the person concerned is not a user of this region",
+                                  {f"data.{field}": ["must be a person in this region"]})
         held = session.execute(select(RoleAssignment.role, RoleAssignment.institution_id, RoleAssignment.region_id)
                                .where(RoleAssignment.user_id == uid)).all()
         if any(role in self.config.superuser_roles for role, _i, _r in held):

@@ -107,3 +107,14 @@ def test_a_coc_chair_on_an_overdue_case_can_send_a_reminder_that_is_audited(worl
     assert [n.recipient_user_id for n in rows] == [world.users["opleider"]] and "reminder_sent" in events
     response, _ = post(browser(world, "aios"), f"/cases/{case['id']}/remind", {})
     assert response.status_code in (403, 404, 409)
+
+
+def test_the_person_a_signal_concerns_is_picked_not_typed_and_must_exist(world):
+    html = page(browser(world, "aios").get("/cases/new?workflow=escalation"))
+    picker = html.split('name="data.concerns_user_id"')[1].split("</select>")[0]
+    assert f'value="{world.users["coc"]}"' in picker and "Coc — Voorzitter COC, Meander MC" in text(picker)
+    assert f'value="{world.users["admin"]}"' not in picker and f'value="{world.users["aios2"]}"' not in picker
+    body = ok(world.api("aios").post("/cases", json={"workflow": "escalation", "institution": "meander",
+                                                     "data": {"description": "Zorg", "concerns_user_id": 99999}}),
+              422)
+    assert body["error"]["details"]["data.concerns_user_id"] == ["must be a person in this region"]
