@@ -578,12 +578,12 @@ class Engine:
         now = self.clock.now()
         case = self.get_case(session, actor, case_id, for_update=True)
         definition = self.definition(case.definition)
-        if next_level_owner(definition, case.state) not in actor.roles_on(case):
-            raise Forbidden("only the next level may send a reminder", {})
         late = list(session.scalars(select(Deadline).where(Deadline.case_id == case.id, Deadline.status.in_(
             DEADLINE_OPEN), passed(now)).order_by(Deadline.due_at)))
-        if not late:
+        if not late:  # first: a stale page answers the same to everyone who sees the case
             raise TransitionNotAllowed("no deadline of this case has passed", {})
+        if next_level_owner(definition, case.state) not in actor.roles_on(case):
+            raise Forbidden("only the next level may send a reminder", {})
         event = audit.new_event(case, now, actor.id, "reminder_sent",
                                 data={"deadline_ids": [d.id for d in late]})
         audit.append_only_event(session, case, event, now)
