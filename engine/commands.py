@@ -62,6 +62,8 @@ class EngineConfig:
     deputies: dict[str, str] = field(default_factory=dict)
     # Which days are working days (the region's holidays come as data: workflows/terms.py).
     calendar: WorkingCalendar = WEEKENDS_ONLY
+    # Facts of the region that letters may name ("region.<key>" in a definition), e.g. the specialty.
+    region_facts: dict[str, str] = field(default_factory=dict)
 
 
 class _Caches:
@@ -328,8 +330,12 @@ class Engine:
         """
         field = definition.exclude_field
         uid = data.get(field) if field else None
-        if not (isinstance(uid, int) and not isinstance(uid, bool) and session.get(User, uid) is not None):
+        if not isinstance(uid, int) or isinstance(uid, bool):
             return
+        person = session.get(User, uid)
+        if person is None or not person.active or not any(r.region_id == case.region_id for r in person.roles):
+            raise ValidationError("the person concerned is not a user of this region",
+                                  {f"data.{field}": ["must be a person in this region"]})
         held = session.execute(select(RoleAssignment.role, RoleAssignment.institution_id, RoleAssignment.region_id)
                                .where(RoleAssignment.user_id == uid)).all()
         if any(role in self.config.superuser_roles for role, _i, _r in held):
@@ -595,7 +601,19 @@ class Engine:
         session.refresh(doc, ["signatures"])
         if set(doc.required_signer_ids) <= {s.signer_id for s in doc.signatures}:
             outbox.release_held(session, case.id, doc.id, now)
+        self._tell_author(session, case, doc, actor, now, event.seq, verdict)
         return signature
+
+    def _tell_author(self, session, case: Case, doc: Document, actor: Actor, now, seq: int, verdict: str) -> None:
+        """The author learns that a signer signed, and how (a dissent most of all): no need to look."""
+        if not doc.created_by_id or doc.created_by_id == actor.id:
+            return
+        definition = self.definition(case.definition)
+        title = (definition.documents.get(doc.kind) or {}).get("title") or doc.kind
+        key = "subject.document_dissented" if verdict == Verdict.SEEN_NOT_AGREED else "subject.document_signed"
+        subject = self.text(key, document=title, title=case.title or definition.title)
+        ctx = self._context(session, case, definition, actor, now, {}, None)
+        self._queue(ctx, seq, doc.created_by_id, None, "author", "document_signed", subject)
 
     # -- internals --------------------------------------------------------------
 
@@ -665,6 +683,47 @@ class Engine:
                                        "item": item})
                 stamped.append({**item, "id": "a" + sha256_hex(seed)[:9]} if isinstance(item, dict) else item)
             ctx.input[name] = ctx.data[name] = stamped
+
+    def remind(self, session: Session, actor: Actor, case_id: int) -> list[int]:
+        """The next level asks the owner of a passed deadline to act: an audited reminder by mail.
+
+        Allowed to whoever the passed deadline shows up for besides its owner (`next_level_owner`:
+        a COC chair on an overdue GBT); returns the ids of the deadlines reminded of."""
+        from .deadlines import late as passed
+        from .inbox import next_level_owner
+
+        now = self.clock.now()
+        case = self.get_case(session, actor, case_id, for_update=True)
+        definition = self.definition(case.definition)
+        late = list(session.scalars(select(Deadline).where(Deadline.case_id == case.id, Deadline.status.in_(
+            DEADLINE_OPEN), passed(now)).order_by(Deadline.due_at)))
+        if not late:  # first: a stale page answers the same to everyone who sees the case
+            raise TransitionNotAllowed("no deadline of this case has passed", {})
+        if next_level_owner(definition, case.state) not in actor.roles_on(case):
+            raise Forbidden("only the next level may send a reminder", {})
+        event = audit.new_event(case, now, actor.id, "reminder_sent",
+                                data={"deadline_ids": [d.id for d in late]})
+        audit.append_only_event(session, case, event, now)
+        ctx = self._context(session, case, definition, actor, now, {}, None)
+        for d in late:
+            subject = self.text("subject.reminder_sent", label=d.label or d.kind, title=case.title or definition.title)
+            for uid, address in self.recipients(session, case, d.owner_role):
+                self._queue(ctx, event.seq, uid, address, d.owner_role, "reminder_sent", subject)
+        return [d.id for d in late]
+
+    def open_blockers(self, session: Session, actor: Actor, definition: Definition, parent: Case) -> list[dict]:
+        """What would refuse opening `definition` as a child of `parent` now, before any input: the open
+        step's guards on a case that is not stored. A page hides a form that cannot succeed and says why."""
+        probe = Case(workflow_key=definition.key, parent_id=parent.id, institution_id=parent.institution_id,
+                     region_id=parent.region_id, subject_id=parent.subject_id, opened_by_id=actor.id, data={})
+        probe.institution = parent.institution
+        ctx = self._context(session, probe, definition, actor, self.clock.now(), {}, None)
+        problems = []
+        for entry in definition.open.requires:
+            args = {k: v for k, v in entry.items() if k != "guard"}
+            result = self.registry.guards[entry["guard"]](ctx, **args)
+            problems.extend([result] if isinstance(result, dict) else result or [])
+        return problems
 
     def _unmet_field(self, step: Step, path: str, reason: str) -> dict:
         top = path.split(".")[0]
@@ -784,13 +843,16 @@ class Engine:
                 self._queue(ctx, seq, uid, address, spec["to"].partition("@")[0], spec["kind"], subject)
 
     def _queue(self, ctx: Context, seq, uid, address, role, kind, subject, attachments=(), held_for=None) -> None:
+        if uid is not None and uid == getattr(ctx.actor, "id", None):
+            return  # nobody is mailed about what they did themselves: they saw it happen
         key = f"{ctx.case.id}:{seq}:{outbox.recipient_key(uid, address)}:{kind}"
         outbox.add(ctx.session, key=key, case_id=ctx.case.id, seq=seq, uid=uid, address=address, role=role,
                    kind=kind, subject=subject, now=ctx.now, attachments=attachments, held_for=held_for)
 
     def send_document(self, ctx: Context, doc: Document, to: str, kind: str, subject: str, seq: int,
-                      held_for: Document | None = None, seen: set | None = None) -> int:
-        """Queue the document as a PDF attachment to every recipient of `to`; returns how many.
+                      held_for: Document | None = None, seen: set | None = None, enclosed: tuple | list = ()) -> int:
+        """Queue the document (and the `enclosed` ones) as PDF attachments to every recipient of `to`;
+        returns how many.
 
         With `held_for` the rows wait (status held) until every signer has signed that document.
         `seen`: recipients already sent this document in the same step (one who holds two of the roles
@@ -798,9 +860,9 @@ class Engine:
         seen = set() if seen is None else seen
         recipients = [r for r in self.recipients(ctx.session, ctx.case, to) if r not in seen]
         seen.update(recipients)
+        files = [{"type": "document_pdf", "document_id": d.id} for d in (doc, *enclosed)]
         for uid, address in recipients:
-            self._queue(ctx, seq, uid, address, to.partition("@")[0], kind, subject,
-                        [{"type": "document_pdf", "document_id": doc.id}],
+            self._queue(ctx, seq, uid, address, to.partition("@")[0], kind, subject, files,
                         held_for=held_for.id if held_for is not None else None)
         return len(recipients)
 

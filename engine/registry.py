@@ -151,8 +151,8 @@ class Context:
 
     def value(self, path: str):
         """Resolve "data.x.y", "documents.kind.field", "case.attr", "subject.name", "opener.name",
-        "responsible.name", "actor.name", "institution.name", "terms.name[.text|.end|.end_today]", "today" or
-        "history" (or a bare data key)."""
+        "responsible.name", "actor.name", "institution.name", "region.<fact>" (EngineConfig.region_facts),
+        "terms.name[.text|.end|.end_today]", "today" or "history" (or a bare data key)."""
         parts = path.split(".")
         if path == "today":
             return local_date(self.now, self.config.timezone).isoformat()
@@ -172,6 +172,8 @@ class Context:
             return node
         if parts[0] == "institution":
             return getattr(self.case.institution, parts[1], None) if len(parts) > 1 else None
+        if parts[0] == "region":
+            return (getattr(self.config, "region_facts", None) or {}).get(parts[1]) if len(parts) > 1 else None
         if parts[0] == "case":
             return getattr(self.case, parts[1], None) if len(parts) > 1 else None
         if parts[0] == "documents":

@@ -11,11 +11,12 @@ from zoneinfo import ZoneInfo
 
 import yaml
 from fpdf import FPDF
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.models import Case, Document, User
+
+from . import letters
 
 HERE = Path(__file__).parent
 TZ = ZoneInfo("Europe/Amsterdam")
@@ -50,9 +51,7 @@ def datetime_nl(value: datetime) -> str:
     return f"{datum(local.date())} {local:%H:%M}"
 
 
-_letters = Environment(loader=FileSystemLoader(HERE / "templates" / "letters"), undefined=StrictUndefined,
-                       autoescape=False, keep_trailing_newline=True)
-_letters.filters.update(datum=datum, moment=lambda v: MOMENTS.get(v, v), uitkomst=lambda v: OUTCOMES.get(v, v))
+_FILTERS = {"datum": datum, "moment": lambda v: MOMENTS.get(v, v), "uitkomst": lambda v: OUTCOMES.get(v, v)}
 
 
 class _Pdf(FPDF):
@@ -92,12 +91,45 @@ def _value_text(value) -> str:
 
 
 def render(document: Document, case: Case, definition: dict, users: dict[int, User], region_name: str = "") -> bytes:
-    """`definition` is the case's pinned definition as data (its YAML), so old cases render as they were."""
+    """`definition` is the case's pinned definition as data (its YAML), so old cases render as they were.
+
+    A kind with a letter template (templates/letters/<kind>.txt) is laid out as a letter
+    (notifications/letters.py); every other document as its fields, its signatures and its hash."""
     spec = definition.get("documents", {}).get(document.kind) or {"title": document.kind, "fields": {}}
     spec.setdefault("fields", {})
-    pdf = _new_pdf(spec["title"], document.created_at)
+    if letters.has_template(document.kind):
+        pdf = _letter(document, case, spec, region_name)
+    else:
+        pdf = _new_pdf(spec["title"], document.created_at)
+        _document_head(pdf, document, case, definition, spec, users, region_name)
+        _fields(pdf, spec, document.content)
     pdf.footer_text = (f"{spec['title']} · document {document.id}, versie {document.version} · "
                        f"SHA-256 {document.sha256}")
+    _signatures(pdf, document, users)
+    pdf.ln(3)
+    pdf.set_font("DejaVu", size=8)
+    pdf.set_text_color(60, 60, 60)
+    pdf.multi_cell(0, 4.2, "SHA-256 van de inhoud (canonieke JSON):\n" + document.sha256, new_x="LMARGIN",
+                   new_y="NEXT", align="L")
+    return bytes(pdf.output())
+
+
+def _letter(document: Document, case: Case, spec: dict, region_name: str) -> FPDF:
+    institution = case.institution
+    content = {**{k: "" for k in spec["fields"]}, **document.content}
+    context = {"institution_city": institution.city or "", "institution_name": institution.name,
+               "region": region_name, "case_id": case.id, "workflow": case.workflow_key, "title": spec["title"]}
+    parts = letters.blocks(document.kind, {**content, "letter": context}, _FILTERS)
+    parts["letterhead"] = parts["letterhead"] or institution.name
+    parts["subject"] = parts["subject"] or spec["title"]
+    pdf = letters.new_pdf(spec["title"], document.created_at)
+    place = institution.city or ""
+    when = datum(content.get("letter_date") or document.created_at)
+    letters.layout(pdf, parts, f"{place}, {when}" if place else when, f"zaak {case.id}")
+    return pdf
+
+
+def _document_head(pdf, document, case, definition, spec, users, region_name) -> None:
     pdf.set_font("DejaVu", size=8)
     pdf.set_text_color(90, 90, 90)
     pdf.cell(0, 5, f"Traject · {region_name or case.institution.name}", new_x="LMARGIN", new_y="NEXT")
@@ -121,16 +153,8 @@ def render(document: Document, case: Case, definition: dict, users: dict[int, Us
         pdf.multi_cell(0, 5.5, value, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
 
-    letter = (HERE / "templates" / "letters" / f"{document.kind}.txt")
-    if letter.exists():
-        pdf.set_font("DejaVu", size=10.5)
-        text = _letters.get_template(letter.name).render({**{k: "" for k in spec["fields"]}, **document.content})
-        pdf.multi_cell(0, 5.6, text.strip(), new_x="LMARGIN", new_y="NEXT")
-        pdf.ln(4)
-        pdf.set_font("DejaVu", "B", 10)
-        pdf.cell(0, 6, "Vastgelegde gegevens", new_x="LMARGIN", new_y="NEXT")
-    _fields(pdf, spec, document.content)
 
+def _signatures(pdf, document: Document, users: dict[int, User]) -> None:
     if document.required_signer_ids or document.signatures:
         pdf.ln(4)
         pdf.set_font("DejaVu", "B", 11)
@@ -156,12 +180,6 @@ def render(document: Document, case: Case, definition: dict, users: dict[int, Us
                                new_y="NEXT", align="L")
                 pdf.set_text_color(0, 0, 0)
             pdf.ln(1.5)
-    pdf.ln(3)
-    pdf.set_font("DejaVu", size=8)
-    pdf.set_text_color(60, 60, 60)
-    pdf.multi_cell(0, 4.2, "SHA-256 van de inhoud (canonieke JSON):\n" + document.sha256, new_x="LMARGIN",
-                   new_y="NEXT", align="L")
-    return bytes(pdf.output())
 
 
 def _fields(pdf: _Pdf, spec: dict, content: dict) -> None:

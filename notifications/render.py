@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 from engine.models import Case, Notification, User
 from engine.outbox import safe_format
 
-from . import attachments
+from . import attachments, story
+from .letters import weeks_after
 from .backends import DeliveryError, OutgoingMessage
 
 TEMPLATES = Path(__file__).parent / "templates" / "mail"
@@ -52,11 +53,17 @@ def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["date"] = _date
+    env.filters["weeks_after"] = weeks_after
     env.filters["time"] = lambda value: value.strftime("%H:%M") if isinstance(value, datetime) else ""
     return env
 
 
 def _date(value, lang: str = "nl") -> str:
+    if isinstance(value, str) and len(value) >= 10:
+        try:
+            value = date.fromisoformat(value[:10])
+        except ValueError:
+            return value
     if isinstance(value, datetime):
         value = value.date()
     if not isinstance(value, date):
@@ -106,17 +113,23 @@ def compose(session: Session, n: Notification, settings: MailSettings, engine=No
     data = n.data or {}
     case = session.get(Case, n.case_id) if n.case_id else None
     case_ctx, definition = _case_context(case, lang, engine)
+    tz = ZoneInfo(settings.timezone)
     context = {
         "lang": lang,
         "kind": n.kind,
         "recipient": {"name": name, "email": address},
         "case": case_ctx,
-        "deadline": _deadline_context(data, lang, ZoneInfo(settings.timezone)),
+        "deadline": _deadline_context(data, lang, tz, n.created_at),
         "body": n.body_text or "",
         "data": data,
-        "link": f"{settings.base_url}/cases/{case.id}" if case is not None else settings.base_url,
+        # Only a recipient with an account can open a page of Traject (the RGS cannot).
+        "link": (f"{settings.base_url}/cases/{case.id}" if case is not None else settings.base_url)
+        if n.recipient_user_id else None,
         "base_url": settings.base_url,
+        "salutation": _salutation(n, name, lang),
     }
+    if case is not None:
+        context.update(story.context(session, n, case, case_ctx, definition, lang, tz))
     subject = _subject(n, data, lang, definition, case_ctx)
     subject_template = _template(lang, n.kind, "subject.txt", fallback=False)
     if subject_template is not None:
@@ -166,14 +179,26 @@ def _case_context(case: Case | None, lang: str, engine) -> tuple[dict | None, ob
     }, definition
 
 
-def _deadline_context(data: dict, lang: str, tz: ZoneInfo) -> dict | None:
+def _deadline_context(data: dict, lang: str, tz: ZoneInfo, written: datetime | None = None) -> dict | None:
+    """`days_left` counts calendar days from the day the reminder was written to the due day: the
+    reminder's configured offset (`days_before`) is not it when the deadline was set closer than that."""
     if not data.get("deadline_id"):
         return None
     due = datetime.fromisoformat(data["due_at"].replace("Z", "+00:00")).astimezone(tz) if data.get("due_at") \
         else None
+    days_left = (due.date() - written.astimezone(tz).date()).days if due and written else data.get("days_before")
     return {"id": data["deadline_id"], "kind": data.get("deadline_kind"),
             "label": (data.get("label_en") if lang == "en" else data.get("label")) or data.get("label"),
-            "due": due, "days_before": data.get("days_before")}
+            "due": due, "days_before": data.get("days_before"), "days_left": days_left}
+
+
+def _salutation(n: Notification, name: str, lang: str) -> str:
+    """A person by name; the RGS (no account) as a committee; never "heer/mevrouw"."""
+    if name:
+        return f"Dear {name}," if lang == "en" else f"Beste {name},"
+    if (n.recipient_role or "") == "external:rgs":
+        return "Dear members of the RGS," if lang == "en" else "Geachte leden van de RGS,"
+    return "Dear Sir or Madam," if lang == "en" else "Geachte heer, mevrouw,"
 
 
 def _subject(n: Notification, data: dict, lang: str, definition, case_ctx: dict | None) -> str:

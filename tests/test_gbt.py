@@ -237,7 +237,7 @@ def test_the_aios_disputes_a_termination_and_the_coc_chair_confirms_receipt_in_w
     assert dispute["state"] == "mediation"
     [receipt] = [d for d in dispute["documents"] if d["kind"] == "receipt_confirmation"]
     text = pdf_text(aios, receipt["id"]).replace("\n", " ")
-    assert "bevestigen wij de ontvangst" in text and "Coc" in text and "bewijs van ontvangst" in text
+    assert "bevestig ik de ontvangst" in text and "Coc" in text and "bewijs van ontvangst" in text
     kinds = {d["kind"]: d["status"] for d in dispute["deadlines"]}
     assert kinds == {"acknowledgement": "met", "mediation": "pending"}
     referred = fire(aios, dispute, "refer", {"reason": "Bemiddeling leverde niets op"})

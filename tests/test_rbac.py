@@ -259,6 +259,8 @@ RULES: dict[str, Rule] = {
     "POST /cases/<case_id>/documents": Rule(page(visible(document_page_probe)), {"kind": "{kind}"}, on="case"),
     "GET /cases/<case_id>/dossier.zip": Rule(page(visible(200)), on="case", renders=True),
     "POST /cases/<case_id>/open/<workflow>": Rule(page(visible(open_child_probe)), on="case"),
+    # no deadline has passed in this world: a reminder is refused alike to everyone who sees the case
+    "POST /cases/<case_id>/remind": Rule(page(visible(409)), on="case"),
     "GET /documents/<document_id>/pdf": Rule(page(visible(200)), on="document", renders=True),
     "POST /documents/<document_id>/sign": Rule(page(visible(sign_probe)), SIGN, on="document"),
 }

@@ -30,3 +30,16 @@ def test_the_charts_use_the_same_rule():
 
     assert svg.threshold() == 5  # outside an app: the default
     assert svg.shown(2) == overview.shown(2, 5) and svg.bounded([6, 1]) == overview.bounded([6, 1], 5)
+
+
+def test_a_small_count_is_drawn_as_a_marker_not_as_a_bar():
+    import re
+
+    from web import svg
+
+    chart = str(svg.hbar_chart([("Meander", 2), ("Gelre", 40)], "t", "d", "c"))
+    widths = [float(w) for w in re.findall(r'<rect x="200" y="\d+" width="([\d.]+)"', chart)]
+    assert widths == [svg.MARKER, 250.0] and "&lt; 5" in chart and 'fill="url(#c-hatch)"' in chart
+    columns = str(svg.column_chart(["jan"], [("Aios", "s0", [3])], "t", "d", "k"))
+    heights = [float(h) for h in re.findall(r'height="([\d.]+)" fill="url\(#k-hatch\)"', columns)]
+    assert heights == [svg.MARKER]

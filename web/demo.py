@@ -210,7 +210,9 @@ def _example_cases(app, eng: Engine, users: dict, now: datetime) -> None:
         ("gelre", 2, "plan", 30), ("rijnstate", 1, "closed", 200), ("rijnstate", 2, "intensified", 160),
         ("gelderse_vallei", 1, "withdrawn", 40), ("umcu", 1, "guidance_overdue", 150), ("gelderse_vallei", 1, "discussion", 20),
     ]
+    _history(eng, users, now)
     _gbt_cases(eng, users, now)
+    _escalations(eng, users, now)
     for code, n, target, days_ago in rows:
         opleider, aios_user = actor(email("opleider", code)), users[email("aios", code, n)]
         aios = eng.actor_for(aios_user)
@@ -318,6 +320,86 @@ def _gbt_cases(eng: Engine, users: dict, now: datetime) -> None:
             db.session.flush()
             coc = eng.actor_for(users[email("coc_chair", code)])
             _walk(eng, moment + timedelta(days=3), coc, dispute.id, [("acknowledge", {})])
+
+
+# The art. 4 ladder at a rung in every hospital (CONTRACT.md section 5): (hospital, rung, days ago).
+# Gelre's and UMC Utrecht's COC chairs let the 14-day term pass, so their item is overdue.
+LADDER = [("meander", "escalated_coc_chair", 4), ("gelre", "escalated_coc_chair", 19),
+          ("rijnstate", "escalated_rvb", 6), ("gelderse_vallei", "escalated_r_coc", 5),
+          ("umcu", "reported_rgs", 30), ("umcu", "escalated_coc_chair", 17)]
+SIGNALS = {
+    "meander": "Aiossen staan in de avonddienst regelmatig zonder bereikbare supervisor.",
+    "gelre": "Het onderwijsprogramma valt al maanden uit door productiedruk.",
+    "rijnstate": "Er is structureel te weinig gelegenheid voor de verplichte KPB's.",
+    "gelderse_vallei": "Aiossen worden ingeroosterd als vervanging van ontbrekende specialisten.",
+    "umcu": "De opleidingsvergadering is sinds het voorjaar niet meer bijeengekomen.",
+}
+
+
+def _escalations(eng: Engine, users: dict, now: datetime) -> None:
+    """Escalations (art. 4) standing at the rungs of LADDER, and an RSO report (art. 2.6 / 2.7) with the
+    COC chairs of Rijnstate and Gelderse Vallei, so that every COC chair has an escalation waiting."""
+    rso, r_coc = eng.actor_for(users[email("rso_board")]), eng.actor_for(users[email("r_coc_chair")])
+    for code, rung, days_ago in LADDER:
+        signaller = eng.actor_for(users[email("aios", code, 2)])
+        moment = now - timedelta(days=days_ago + 20)
+        case = _at(eng, moment).open_case(db.session, signaller, workflow="escalation", institution=code,
+                                          title=f"Signaal {dict((c, n) for c, n, _ in INSTITUTIONS)[code]}",
+                                          data={"description": SIGNALS[code]})
+        db.session.flush()
+        steps = [(rso, "discuss", {"with_coc_board": True}), (rso, "escalate", {"reason": "Geen verbetering na "
+                 "het gesprek met de opleider."}), (rso, "escalate", {"reason": "De RSO-voorzitter ziet geen "
+                                                                            "verbetering."})]
+        coc, rvb = eng.actor_for(users[email("coc_chair", code)]), eng.actor_for(users[email("rvb", code)])
+        steps += [(coc, "escalate", {"reason": "De maatregelen van de afdeling helpen onvoldoende."}),
+                  (rvb, "escalate", {"reason": "De Raad van Bestuur ziet geen ruimte in de formatie."}),
+                  (r_coc, "escalate", {"reason": "Het Regio-Bestuur deelt de zorg van de R-COC niet.",
+                                       "fundamental_disagreement": True})]
+        stop = {"escalated_coc_chair": 3, "escalated_rvb": 4, "escalated_r_coc": 5, "reported_rgs": 6}[rung]
+        for i, (who, trigger, data) in enumerate(steps[:stop]):
+            at = moment + timedelta(days=2 * i) if i < stop - 1 else now - timedelta(days=days_ago)
+            _at(eng, at).fire(db.session, who, case.id, trigger, db.session.get(Case, case.id).version, data)
+    for code, workflow in (("rijnstate", "rso_quality"), ("gelderse_vallei", "rso_obligations")):
+        _at(eng, now - timedelta(days=9)).open_case(
+            db.session, rso, workflow=workflow, institution=code, title=f"Melding RSO {code.replace('_', ' ')}",
+            data={"shortcoming": "Het afgesproken aantal opleidingsplaatsen is niet beschikbaar gesteld.",
+                  "reason": "Besproken in de RSO-vergadering; geen verbetering."})
+        db.session.flush()
+
+
+def _history(eng: Engine, users: dict, now: datetime) -> None:
+    """Two years of internal guidance before today, about six a month over the region, most of them
+    ended (withdrawn, or closed after a plan and an evaluation): the overview's monthly
+    figures are numbers, not "< 5"."""
+    rng = random.Random(24)
+    codes = [c for c, _, _ in INSTITUTIONS]
+    for month in range(24, 0, -1):
+        for k in range(6):
+            code = codes[(month + k) % len(codes)]
+            opleider = eng.actor_for(users[email("opleider", code)])
+            aios_user = users[email("aios", code, 1 + k % 2)]
+            moment = now - timedelta(days=30 * month + rng.randint(0, 27))
+            case = _at(eng, moment).open_case(
+                db.session, opleider, workflow="internal_guidance", institution=code, subject_id=aios_user.id,
+                title=f"Begeleiding {aios_user.name} ({moment:%m-%Y})",
+                data={"signal": "Signaal uit het opleidersoverleg over de voortgang."})
+            db.session.flush()
+            if month == 1 and k % 2:
+                continue  # still open
+            if k:  # most signals turn out unfounded at once; one a month ends in a closed trajectory
+                _walk(eng, moment + timedelta(days=3), opleider, case.id, [("withdraw", {
+                    "reason": "Na analyse van het portfolio en gesprekken met supervisoren is geen traject nodig."})])
+                continue
+            moment = _walk(eng, moment + timedelta(days=1), opleider, case.id, [("analyse", {})])
+            moment = _walk(eng, moment, opleider, case.id, [
+                ("discuss", {"core_problem": "Planning en prioriteren."}),
+                ("draft_plan", {"discussion_summary": "Besproken; aios herkent het beeld."})])
+            _plan(eng, moment, opleider, eng.actor_for(aios_user), case.id, moment.date() + timedelta(days=60))
+            _walk(eng, moment, opleider, case.id, [
+                ("start_guidance", {"iop_updated": True}),
+                ("record_evaluation", {"evaluation": {"date": moment.date().isoformat(), "summary": "Verbeterd.",
+                                                      "sufficient": True}}),
+                ("close", {"outcome_summary": "Leerdoelen behaald."})])
 
 
 def synthetic(app, eng: Engine, users: dict, n: int, echo) -> None:

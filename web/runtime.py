@@ -52,7 +52,8 @@ def set_up(app: Flask) -> None:
     config = EngineConfig(timezone=app.config["TRAJECT_TIMEZONE"], external_recipients=recipients,
                           superuser_roles=SUPERUSER_ROLES, programme_roles=PROGRAMME_ROLES,
                           default_programme=default_programme(region), deputies=DEPUTIES,
-                          calendar=working_calendar(region))
+                          calendar=working_calendar(region),
+                          region_facts={k: str(v) for k, v in (region.get("letters") or {}).items()})
     app.extensions["traject"] = Engine(registry, config, clock_of(app))
     app.extensions["traject.definitions"] = definitions
     with app.app_context():

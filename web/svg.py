@@ -191,13 +191,16 @@ def bounded(values, small: int | None = None) -> tuple[int, str]:
     return overview.bounded(values, small or threshold())
 
 
+MARKER = 7  # the length, in px, of the marker that stands for a hidden small count
+
+
 def hbar_chart(rows: list[tuple], title: str, desc: str, chart_id: str,
                series_class: str = "s0") -> Markup:
     """Horizontal bars, one per row (text, value[, label]); a row whose value is None is a group heading.
 
-    Counts under 5 are drawn as a hatched bar of length 5 labelled "< 5": an upper bound,
-    never the number itself. The scale runs to at least 10 so such bars read as small. A row
-    with its own label (a range, see `bounded`) is hatched too, as long as its least value.
+    Counts under 5 are drawn as a short hatched marker labelled "< 5", never as a bar: a bar's
+    length would claim a number. A row with its own label (a range, see `bounded`) is hatched,
+    as long as its least value.
     """
     SMALL = threshold()  # noqa: N806  (the region's, for this chart)
     label_w, bar_w, row_h, head_h = 200, 250, 28, 26
@@ -221,8 +224,9 @@ def hbar_chart(rows: list[tuple], title: str, desc: str, chart_id: str,
             parts.append(f'<text x="4" y="{y + 18}" class="group">{escape(_clip(text, 60))}</text>')
             y += head_h
             continue
-        small = overview.is_small(value, SMALL) or (label is not None and not label.isdigit())
-        length = (max(value, SMALL) if small else value) / peak * bar_w
+        marker = overview.is_small(value, SMALL)
+        small = marker or (label is not None and not label.isdigit())
+        length = MARKER if marker else (max(value, SMALL) if small else value) / peak * bar_w
         parts.append(f'<text x="{label_w - 8}" y="{y + 18}" text-anchor="end" class="label">'
                      f'<title>{escape(text)}</title>{escape(_clip(text, 27))}</text>')
         parts.append(f'<line x1="{label_w}" x2="{label_w}" y1="{y + 2}" y2="{y + row_h - 2}" class="axis"/>')
@@ -231,7 +235,7 @@ def hbar_chart(rows: list[tuple], title: str, desc: str, chart_id: str,
             parts.append(f'<rect x="{label_w}" y="{y + 5}" width="{max(length, 2):.1f}" height="{row_h - 10}" '
                          f'rx="3" {fill}/>')
         parts.append(f'<text x="{label_w + length + 6:.1f}" y="{y + 18}" class="value">'
-                     f'{escape(label) if label is not None else shown(value, SMALL)}</text>')
+                     f'{escape(label if label is not None else shown(value, SMALL))}</text>')
         y += row_h
     parts.append("</svg>")
     return Markup("".join(parts))
@@ -268,11 +272,11 @@ def column_chart(months: list[str], series: list[tuple[str, str, list[int]]], ti
             if not value:
                 continue
             small = overview.is_small(value, SMALL)
-            h = (SMALL if small else value) / peak * plot_h
+            h = MARKER if small else value / peak * plot_h
             x = gx + j * col_w
             fill = f'fill="url(#{chart_id}-hatch)" class="bar small small-{cls}"' if small else f'class="bar {cls}"'
             parts.append(f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{col_w - 2:.1f}" height="{h:.1f}" '
-                         f'{fill}><title>{escape(name)} {escape(month)}: {shown(value, SMALL)}</title></rect>')
+                         f'{fill}><title>{escape(name)} {escape(month)}: {escape(shown(value, SMALL))}</title></rect>')
         parts.append(f'<text x="{gx + (group_w - 14) / 2:.1f}" y="{top + plot_h + 16}" text-anchor="middle" '
                      f'class="tick">{escape(month)}</text>')
     # legend

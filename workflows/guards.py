@@ -82,26 +82,33 @@ def required_when(ctx: Context, content: dict, field: str, when: dict):
 
 
 def write_letter(ctx: Context, kind: str, to: list, notify_kind: str, subject: str, facts: dict,
-                 held_until_signed: str | None = None):
+                 held_until_signed: str | None = None, enclose: list | None = None):
     """A written notification (PDF): stored as a document with its sha256 and attached to the outbox rows.
 
     `facts` maps a letter field to a path in the case (see Context.value), a computed fact ("@name",
     see FACTS) or, after "=", a literal; the PDF is rendered from exactly this content, so the stored
     hash covers what was sent. A letter with signers asks them to sign it; with `held_until_signed`
     (a document kind written in this step, often the letter itself) its rows wait until that is signed.
+    `enclose` names document kinds of the case whose latest version goes along as a bijlage: named in
+    the letter (`enclosures`) and attached to the same e-mails.
     """
     content = {name: _fact(ctx, path) for name, path in facts.items()}
-    return _send_letter(ctx, kind, content, to, notify_kind, subject, held_until_signed)
+    return _send_letter(ctx, kind, content, to, notify_kind, subject, held_until_signed, enclose)
 
 
 def _send_letter(ctx: Context, kind: str, content: dict, to: list, notify_kind: str, subject: str,
-                 held_until_signed: str | None = None) -> dict:
+                 held_until_signed: str | None = None, enclose: list | None = None) -> dict:
     content = {k: _plain(v, ctx.config.timezone) for k, v in content.items() if v is not None}
+    enclosed = [ctx.documents[k] for k in enclose or () if k in ctx.documents]
+    if enclosed:
+        titles = {k: (ctx.definition.documents.get(k) or {}).get("title") or k for k in enclose}
+        content["enclosures"] = [f"{titles[d.kind]}, versie {d.version}" for d in enclosed]
     doc = ctx.engine.write_document(ctx, kind, content)
     seq = ctx.case.audit_seq + 1  # the event this effect belongs to
     held = ctx.documents.get(held_until_signed) if held_until_signed else None
     seen: set = set()
-    sent = sum(ctx.engine.send_document(ctx, doc, recipient, notify_kind, subject, seq, held_for=held, seen=seen)
+    sent = sum(ctx.engine.send_document(ctx, doc, recipient, notify_kind, subject, seq, held_for=held, seen=seen,
+                                        enclosed=enclosed)
                for recipient in to)
     if doc.required_signer_ids:
         ctx.engine.request_signatures(ctx, doc, seq)

@@ -12,11 +12,12 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from markupsafe import Markup
+from sqlalchemy import select
 
 from engine import builtins, fields
 from engine.calendar import local_date
 from engine.errors import Forbidden, PreconditionFailed, TransitionNotAllowed, ValidationError, VersionConflict
-from engine.models import DEADLINE_OPEN, DEADLINE_WAITING, Case
+from engine.models import DEADLINE_OPEN, DEADLINE_WAITING, Case, Document, Notification
 from workflows import terms
 
 
@@ -94,9 +95,36 @@ def render_case(case_id: int, state: FormState | None = None, status: int = 200)
         subject=page.people.get(case_.subject_id, ""), responsible=page.people.get(case_.responsible_id, ""),
         dossier_url=url_for("ui.dossier", case_id=case_.id),
         readers=_readers(case_, actor),
+        remind=None if closed else _may_remind(case_, page, actor),
     )
     db.session.commit()  # the access log
     return html, status
+
+
+def _may_remind(case_: Case, page, actor) -> list[str]:
+    """The passed deadlines the reader, as the next level, may remind their owner of (labels)."""
+    from engine.inbox import next_level_owner
+
+    if next_level_owner(page.definition, case_.state) not in actor.roles_on(case_):
+        return []
+    moment = now()
+    return [i18n.deadline_label(d, page.definition) for d in page.deadlines if data.is_late(d, moment)]
+
+
+@ui.post("/cases/<int(max=9223372036854775807):case_id>/remind")
+@login_required
+def remind(case_id: int):
+    try:
+        engine().remind(db.session, g.actor, case_id)
+        db.session.commit()
+    except Forbidden:
+        db.session.rollback()
+        abort(403)
+    except TransitionNotAllowed:  # nothing has passed (any more): a stale page
+        db.session.rollback()
+        abort(409)
+    flash(_("The reminder was sent to whoever must act."), "success")
+    return _back(case_id)
 
 
 def _mine(state: FormState | None, key: str) -> FormState | None:
@@ -143,7 +171,9 @@ def _child_forms(case_: Case, actor, state: FormState | None) -> list[dict]:
     out = []
     for child in _children_to_open(case_, actor):
         mine = _mine(state, f"c:{child.key}")
+        blockers = engine().open_blockers(db.session, actor, child, case_)
         out.append({
+            "blocked": [message for _field, message in unmet_messages(blockers)],
             "key": child.key, "label": i18n.label(child.open, i18n.title(child)), "title": i18n.title(child),
             "fields": forms.build(child.open.input, "data", f"c-{child.key}", mine.values if mine else {},
                                   mine.errors if mine else {}, False),
@@ -186,6 +216,8 @@ def _documents(case_: Case, page, actor, state: FormState | None, closed: bool) 
             "signers": [{"id": uid, "name": page.people.get(uid, "?"), "role": _signer_role(case_, uid),
                          "signature": signed.get(uid)} for uid in latest.required_signer_ids or []],
             "complete": set(latest.required_signer_ids or []) <= set(signed),
+            # A letter the procedure writes has no signers: it is sent, not "signed by everyone".
+            "letter": not latest.required_signer_ids and "system" in spec.get("authors", []),
             "can_sign": actor.id in (latest.required_signer_ids or []) and actor.id not in signed and not closed,
             "may_disagree": actor.id == case_.subject_id,
             "state": _mine(state, f"s:{latest.id}"),
@@ -400,13 +432,40 @@ def fire(case_id: int):
         version = int(request.form.get("expected_version", ""))
     except ValueError:
         version = -1
+    children = set(db.session.scalars(select(Case.id).where(Case.parent_id == case_id)))
     try:
-        eng.fire(db.session, g.actor, case_id, trigger, version, values)
+        fired = eng.fire(db.session, g.actor, case_id, trigger, version, values)
+        seq = fired.audit_seq
         db.session.commit()
     except (PreconditionFailed, ValidationError, VersionConflict, TransitionNotAllowed) as exc:
         return render_case(case_id, state, _refused(exc, state, step.input, "data"))
     flash(_("Done: %(step)s.", step=i18n.label(step, trigger)), "success")
+    _flash_letters(case_id, seq)
+    new = sorted(set(db.session.scalars(select(Case.id).where(Case.parent_id == case_id))) - children)
+    if new:  # the step opened a linked case (intensify: the GBT): that is where the work goes on
+        flash(_("The linked case %(id)s was opened: you are on it now.", id=new[-1]), "success")
+        return _back(new[-1])
     return _back(case_id)
+
+
+def _flash_letters(case_id: int, seq: int) -> None:
+    """Which letters the step sent, to whom: the reader of a final decision sees where it went."""
+    rows = db.session.scalars(select(Notification).where(Notification.case_id == case_id,
+                                                         Notification.event_seq == seq))
+    sent: dict[int, list[str]] = {}
+    for n in rows:
+        for entry in n.attachments or []:
+            if isinstance(entry, dict) and entry.get("type") == "document_pdf":
+                # An external recipient is named by its key in the region's configuration ("rgs": the RGS).
+                who = data.names([n.recipient_user_id]).get(n.recipient_user_id) if n.recipient_user_id else \
+                    (n.recipient_role or "").split(":", 1)[-1].upper()
+                sent.setdefault(int(entry["document_id"]), []).append(who or "")
+                break
+    for document_id, people in sent.items():
+        doc = db.session.get(Document, document_id)
+        spec = engine().definition(db.session.get(Case, case_id).definition).documents.get(doc.kind, {})
+        flash(_("Letter sent: %(title)s, to %(people)s.", title=i18n.title(spec, doc.kind),
+                people=", ".join(sorted(set(people)))), "success")
 
 
 @ui.post("/cases/<int(max=9223372036854775807):case_id>/documents")

@@ -5,10 +5,12 @@ from types import SimpleNamespace
 
 from flask import abort, g, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import login_required
-from sqlalchemy import or_
+from sqlalchemy import or_, select
 
 from engine import overview
+from engine.inbox import inbox
 from engine.models import Case, Institution, User, WorkflowDefinition
 from workflows.roles import ROLES
 
@@ -43,11 +45,27 @@ def dashboard():
         section["role"] = role
         sections.append(section)
     signatures = data.awaiting_signature(actor)
+    todo = _todo(actor, moment)
     log_reads(list({c.id: c for c in [*g.get("listed", []), *(p.case for p in signatures)]}.values()), "list")
     report = [d for d in data.openable(actor) if not data.for_aios(d)]
-    page = render_template("dashboard.html", sections=sections, signatures=signatures, report=report)
+    page = render_template("dashboard.html", sections=sections, signatures=signatures, report=report, todo=todo)
     db.session.commit()  # the access log of the cases listed
     return page
+
+
+# Why a case waits for the reader (engine/inbox.py's reasons); signatures have a card of their own.
+TODO_REASONS = {"deadline_overdue": _l("Overdue"), "deadline_due": _l("Due soon"),
+                "escalation": _l("Escalated to you"), "action_required": _l("Your step")}
+
+
+def _todo(actor, moment) -> list[dict]:
+    """"Te doen": what waits for this reader, with the reason and the date, most urgent first."""
+    items = [i for i in inbox(db.session, engine(), actor, moment) if i["reason"] in TODO_REASONS]
+    cases = {c.id: c for c in db.session.scalars(select(Case).where(Case.id.in_({i["case_id"] for i in items})))}
+    g.setdefault("listed", []).extend(cases.values())
+    return [{"case": cases[i["case_id"]], "reason": TODO_REASONS[i["reason"]], "late": i["reason"] ==
+             "deadline_overdue", "detail": i.get("detail") or "", "due_at": i.get("due_at")}
+            for i in items if i["case_id"] in cases][:LIST_LIMIT]
 
 
 def _open_rows(actor, moment, *conditions, limit=LIST_LIMIT):

@@ -96,12 +96,36 @@ def build(specs: dict, prefix: str, id_prefix: str, values, errors: dict, requir
             item.choices = (list((options or {}).get(name, [])) if spec.get("choices_from")
                             else [(c, choice_label(c)) for c in spec["choices"]])
             item.value = values.get(path, "")
+        elif widget == "number" and name.endswith("_user_id"):
+            # A person, never a number to type: a picker of the people who hold a role here.
+            item.widget, item.choices = "select", _people()
+            item.value = values.get(path, "")
         elif widget == "checkbox":
             item.value = values.get(path) in ("1", "true", "on", True)
         else:
             item.value = values.get(path, "")
         out.append(item)
     return out
+
+
+def _people() -> list[tuple[str, str]]:
+    """Staff of the reader's region (no aios, no administrators): (id, "name — role, institution")."""
+    from flask import g
+    from sqlalchemy import select
+
+    from engine.models import Institution, RoleAssignment, User
+
+    from ..extensions import db
+    from .i18n import role_label
+
+    regions = {r for _role, _inst, r in g.actor.assignments}
+    rows = db.session.execute(
+        select(User.id, User.name, RoleAssignment.role, Institution.name)
+        .join(RoleAssignment, RoleAssignment.user_id == User.id)
+        .outerjoin(Institution, Institution.id == RoleAssignment.institution_id)
+        .where(User.active.is_(True), RoleAssignment.region_id.in_(regions),
+               RoleAssignment.role.not_in(("aios", "admin"))).order_by(User.name)).all()
+    return [(str(uid), f"{name} — {role_label(role)}{', ' + inst if inst else ''}") for uid, name, role, inst in rows]
 
 
 ROWS = 3  # empty rows offered for a list of objects; leave unused rows empty

@@ -1,0 +1,33 @@
+"""The demo fits its one-click roles (CONTRACT.md section 5)."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from engine.inbox import inbox
+from engine.models import Case, Institution, RoleAssignment, User
+from engine.overview import figures, is_small
+from web.extensions import db
+
+LADDERS = ("escalation", "rso_quality", "rso_obligations")
+
+
+def test_the_demo_gives_every_coc_chair_work_and_spreads_escalations_over_rungs_and_hospitals(app, runner):
+    assert runner.invoke(["demo"]).exit_code == 0
+    eng = app.extensions["traject"]
+    with app.app_context():
+        now = eng.clock.now()
+        chairs = db.session.scalars(select(User).join(RoleAssignment).where(RoleAssignment.role == "coc_chair"))
+        for chair in chairs:
+            reasons = {i["reason"] for i in inbox(db.session, eng, eng.actor_for(chair), now)}
+            assert reasons & {"escalation", "deadline_overdue"}, (chair.email, reasons)
+        ladder = db.session.execute(select(Case.state, Case.institution_id).where(
+            Case.workflow_key == "escalation", Case.closed_at.is_(None))).all()
+        rungs = {s for s, _ in ladder if s.startswith(("escalated_", "reported_"))}
+        assert len(rungs) >= 4, rungs
+        assert len({i for s, i in ladder if s in rungs}) >= 3
+        region = db.session.scalar(select(Institution.region_id))
+        f = figures(db.session, eng, [region], now, 12)
+        monthly = [n for pair in f.opened for n in pair[:1]]  # personal trajectories opened per month
+        assert sum(1 for n in monthly if n and not is_small(n, 5)) > len(monthly) / 2, monthly
+        words = " ".join(db.session.scalars(select(Case.title)))
+        assert "dossier" not in words.lower()
