@@ -550,16 +550,11 @@ class Engine:
             raise PreconditionFailed(problems)
 
     def _unmet_field(self, step: Step, path: str, reason: str) -> dict:
-        top = path.split(".")[0]
-        spec = step.input.get(top, {})
-        label_nl = spec.get("label") or path
-        label = spec.get("label_en") or path
-        if path != top:
-            label, label_nl = f"{label}: {path.split('.', 1)[1]}", f"{label_nl}: {path.split('.', 1)[1]}"
+        label_nl, label = fields.path_label(step.input, path, "label"), fields.path_label(step.input, path, "label_en")
         kind, _, arg = reason.partition(":")
         text = self.registry.text
-        value_en = text(f"value.{arg}") if arg in ("True", "False") else arg
-        value_nl = text(f"value.{arg}", "nl") if arg in ("True", "False") else arg
+        value_en = text(f"value.{arg}") if arg in ("True", "False") else self.registry.choice_word(arg) or arg
+        value_nl = text(f"value.{arg}", "nl") if arg in ("True", "False") else self.registry.choice_word(arg, "nl") or arg
         return unmet(f"input.{kind}", text(f"unmet.input.{kind}", label=label, n=arg, value=value_en),
                      text(f"unmet.input.{kind}", "nl", label=label_nl, n=arg, value=value_nl),
                      field=f"data.{path}")

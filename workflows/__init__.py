@@ -9,7 +9,7 @@ from engine import builtins
 from engine.definitions import Definition, load_directory
 from engine.registry import Registry
 
-from . import guards
+from . import guards, vocabulary
 from .texts import TEXTS_NL
 
 DEFINITIONS_DIR = Path(__file__).parent / "definitions"
@@ -31,6 +31,7 @@ def make_registry() -> Registry:
     registry = builtins.install(Registry())
     guards.install(registry)
     registry.texts.update(TEXTS_NL)
+    registry.labels.update(vocabulary.labels())
     return registry
 
 

@@ -43,7 +43,7 @@ CATALOGUE: tuple[Role, ...] = (
 # The pseudo-roles of a definition (engine.definitions.PSEUDO_ROLES): a person's relation to one case.
 PSEUDO_LABELS: dict[str, tuple[str, str]] = {
     "subject": (N_("Aios"), "aios van het traject"),
-    "opener": (N_("Opener"), "opener"),
+    "opener": (N_("Submitter"), "indiener"),
     "responsible": (N_("Responsible opleider"), "verantwoordelijk opleider"),
 }
 

@@ -107,7 +107,7 @@ def _trigger_forms(case_: Case, page, state: FormState | None) -> list[dict]:
         mine = _mine(state, f"t:{trigger}")
         out.append({
             "trigger": trigger,
-            "label": i18n.label(step, i18n.humanize(trigger)),
+            "label": i18n.label(step, trigger),
             "dest": i18n.state_label(definition, step.dest),
             "final": step.dest in definition.final_states,
             "fields": forms.build(step.input, "data", f"t-{trigger}", mine.values if mine else {},
@@ -177,7 +177,7 @@ def _diagram(case_: Case, page) -> Markup:
     ordered = [s["name"] for s in definition.states]
     visited = {e.to_state for e in page.events if e.to_state} | {e.from_state for e in page.events if e.from_state}
     return svg.state_diagram(
-        [(s["name"], i18n.label(s, i18n.humanize(s["name"])), s["final"]) for s in definition.states],
+        [(s["name"], i18n.label(s, s["name"]), s["final"]) for s in definition.states],
         [(src, t.dest, i18n.label(t, t.trigger)) for t in definition.transitions for src in t.sources],
         case_.state, visited, {(case_.state, definition.step(t, case_.state).dest) for t in page.triggers},
         _("State diagram of %(workflow)s", workflow=i18n.title(definition)),
@@ -202,7 +202,7 @@ def _readers(case_: Case, actor) -> list[dict] | None:
     rows = access_log.entries(case_, limit=50, exclude_user=actor.id)
     for row in rows:
         row["roles"] = [i18n.role_label(r) for r in row["roles"] if r != "subject"]
-        row["what"] = READ_ACTIONS.get(row["action"], i18n.humanize(row["action"]))
+        row["what"] = str(READ_ACTIONS.get(row["action"], row["action"]))
     return rows
 
 
@@ -228,18 +228,20 @@ def format_value(spec: dict | None, value) -> str | Markup:
         if all(isinstance(v, str) for v in value):
             return Markup("<ul class=\"plain\">") + Markup("").join(
                 Markup("<li>{}</li>").format(v) for v in value) + Markup("</ul>")
-        return "; ".join(str(format_value(None, v)) for v in value)
+        items = (spec or {}).get("items")
+        return "; ".join(f"{i}. {format_value(items, v)}" for i, v in enumerate(value, 1))
     if isinstance(value, dict):
         subs = (spec or {}).get("fields") or {}
-        return "; ".join(f"{i18n.label(subs.get(k), i18n.humanize(k))}: {format_value(subs.get(k), v)}"
-                         for k, v in value.items() if k not in ("recorded_at", "recorded_by"))
+        return "; ".join(f"{i18n.label(subs.get(k), k)}: {format_value(subs.get(k), v)}"
+                         for k, v in value.items() if k not in ("recorded_at", "recorded_by") and k in subs)
     return str(value)
 
 
 def _content_rows(specs: dict, content: dict) -> list[tuple[str, object]]:
     rows = [(i18n.label(spec, name), format_value(spec, (content or {}).get(name))) for name, spec in specs.items()
             if (content or {}).get(name) not in (None, "", [])]
-    rows += [(i18n.humanize(k), format_value(None, v)) for k, v in (content or {}).items() if k not in specs]
+    # a stored field a later version no longer has keeps its value under its own name
+    rows += [(k, format_value(None, v)) for k, v in (content or {}).items() if k not in specs]
     return rows
 
 
@@ -255,7 +257,7 @@ def _timeline(page) -> list[dict]:
             specs = definition.open.input
         elif ev.type == "transition":
             step = definition.step(ev.trigger, ev.from_state)
-            name = i18n.label(step, i18n.humanize(ev.trigger or ""))
+            name = i18n.label(step, ev.trigger or "")
             if ev.from_state == ev.to_state:
                 what = name
             else:
@@ -274,13 +276,13 @@ def _timeline(page) -> list[dict]:
                     details.append((_("Comment"), payload["comment"]))
             specs = {}
         else:
-            what = i18n.humanize(ev.type)
+            what = i18n.event_label(ev.type)
             if ev.to_state:
                 what += f" → {i18n.state_label(definition, ev.to_state)}"
             specs = {}
         shown_input = page.shown.data(payload.get("input") or {})
         for key, value in shown_input.items():
-            details.append((i18n.label(specs.get(key), i18n.humanize(key)), format_value(specs.get(key), value)))
+            details.append((i18n.label(specs.get(key), key), format_value(specs.get(key), value)))
         for effect in payload.get("effects") or []:
             child = effect.get("opened_case_id")
             if child:

@@ -172,11 +172,11 @@ def charts(ov: data.Overview) -> dict:
 
     def state_name(key, state):
         d = latest.get(key)
-        return i18n.state_label(d, state) if d else i18n.humanize(state)
+        return i18n.state_label(d, state) if d else state
 
     def workflow_name(key):
         d = latest.get(key)
-        return i18n.title(d) if d else i18n.humanize(key)
+        return i18n.title(d) if d else key
 
     def grouped(triples):
         rows, current = [], None
