@@ -17,7 +17,7 @@ import pytest
 from babel.messages.pofile import read_po
 
 from conftest import ROLES
-from flows import browser, evaluation, ok, open_internal, sign, to_guidance
+from flows import browser, evaluation, fire, ok, open_internal, sign, to_guidance
 
 PO = Path(__file__).resolve().parent.parent / "web" / "translations" / "nl" / "LC_MESSAGES" / "messages.po"
 IOP = {"goals": ["Zelfstandig anesthesie bij ASA 1-2"], "conditions": "Vaste supervisor",
@@ -235,3 +235,78 @@ def test_the_checker_finds_a_code_a_role_key_and_an_untranslated_string():
     found = problems_on("/x", text, "nl", ["Deadline overdue"])
     assert found == ["/x [nl]: code 'coc_chair'", "/x [nl]: code 'rvb'", "/x [nl]: code 'suitability_assessment'",
                      "/x [nl]: untranslated 'Deadline overdue'"]
+
+
+# -- errors are pages in the reader's language ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang, heading", [("nl", "Niet gevonden"), ("en", "Not found")])
+def test_an_unknown_address_is_a_page_in_the_readers_language_and_the_api_keeps_json(world, lang, heading):
+    client = browser(world, "opleider")
+    with client.session_transaction() as session:
+        session["lang"] = lang
+    for path in ("/no/such/page", "/cases/999999", "/cases/abc"):
+        response = client.get(path)
+        assert response.status_code == 404 and response.mimetype == "text/html", path
+        assert heading in response.get_data(as_text=True)
+    anonymous = world.app.test_client().get("/nergens")
+    assert anonymous.status_code == 404 and "Niet gevonden" in anonymous.get_data(as_text=True)
+    api = world.app.test_client().get("/api/v1/nothing-here")
+    assert api.status_code == 404 and api.get_json()["error"]["code"] == "not_found"
+
+
+def test_a_stale_tab_gets_a_409_page_that_says_what_happened_and_links_back_to_the_case(world):
+    opleider = world.api("opleider")
+    case = open_internal(opleider, world.users["aios"])
+    client = browser(world, "opleider")
+    page = client.get(f"/cases/{case['id']}").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    ok(opleider.post(f"/cases/{case['id']}/transitions", json={"trigger": "analyse", "expected_version": 1}))
+    stale = client.post(f"/cases/{case['id']}/fire", data={"csrf_token": token, "trigger": "analyse",
+                                                          "expected_version": "1"})
+    text = visible(stale.get_data(as_text=True))
+    assert stale.status_code == 409 and stale.mimetype == "text/html"
+    assert "Iemand anders heeft deze zaak intussen gewijzigd" in text or "Dit kan (niet meer)" in text
+    assert f'href="/cases/{case["id"]}"' in stale.get_data(as_text=True)
+
+
+# -- finding cases ----------------------------------------------------------------------------------------
+
+
+def test_the_api_finds_cases_by_title_aios_name_and_number_within_scope_only(world):
+    opleider, gelre = world.api("opleider"), world.api("opleider_gelre")
+    mine = open_internal(opleider, world.users["aios"])
+    theirs = open_internal(gelre, world.users["aios_gelre"], institution="gelre")
+
+    def found(api, text):
+        return [c["id"] for c in ok(api.get("/cases", query_string={"q": text}))["items"]]
+
+    assert found(opleider, "aios") == [mine["id"]]  # the aios' name ("Aios"), case-insensitive
+    assert found(opleider, "BEGELEID") == [mine["id"]]  # the title
+    assert found(opleider, f"#{mine['id']}") == [mine["id"]] == found(opleider, str(mine["id"]))
+    assert found(opleider, "Aios_gelre") == [] and found(opleider, str(theirs["id"])) == []  # out of scope
+    assert found(gelre, "Aios_gelre") == [theirs["id"]]
+    assert found(opleider, "100%") == [] and found(opleider, "_") == []  # wildcards are plain characters
+
+
+def test_the_case_list_searches_filters_sorts_and_counts(world):
+    opleider = world.api("opleider")
+    first = open_internal(opleider, world.users["aios"])
+    second = fire(opleider, open_internal(opleider, world.users["aios2"]), "analyse")
+    client = browser(world, "opleider")
+
+    def listed(**args):
+        page = client.get("/cases", query_string=args)
+        assert page.status_code == 200
+        return [int(n) for n in re.findall(r'<a href="/cases/(\d+)">', page.get_data(as_text=True))], \
+            visible(page.get_data(as_text=True))
+
+    ids, text = listed(q="aios2")
+    assert ids == [second["id"]] and "Zaken 1–1 van 1" in text
+    assert listed(workflow="internal_guidance", state="analysis")[0] == [second["id"]]
+    assert listed(sort="number")[0] == [first["id"], second["id"]]
+    assert listed(sort="-number")[0] == [second["id"], first["id"]]
+    assert listed(institution=world.institutions["gelre"])[0] == []
+    assert listed(mine="1")[0] == [second["id"], first["id"]]  # both wait for their opleider
+    assert listed(overdue="1")[0] == []
+    assert "aria-sort=\"descending\"" in client.get("/cases").get_data(as_text=True)

@@ -8,6 +8,7 @@ from flask import g
 from flask.views import MethodView
 from sqlalchemy import exists, select
 
+from engine import search
 from engine.deadlines import late as late_deadlines
 from engine.disclosure import Disclosure
 from engine.errors import ValidationError
@@ -108,6 +109,8 @@ class Cases(MethodView):
         """Cases in your scope, newest first; `next` is the cursor of the following page."""
         eng = engine()
         q = select(Case).where(eng.scope(db.session, g.actor))
+        if query.get("q", "").strip():
+            q = q.where(search.matching(query["q"]))
         if "workflow" in query:
             q = q.where(Case.workflow_key == query["workflow"])
         if "state" in query:

@@ -149,6 +149,8 @@ class CaseCreate(Schema):
 
 
 class CaseQuery(Schema):
+    q = fields.String(validate=validate.Length(max=100), metadata={
+        "description": "finds cases by title, aios name or case number, within your scope"})
     workflow = fields.String(validate=validate.Length(max=64))
     state = fields.String(validate=validate.Length(max=64))
     institution = fields.String(validate=validate.Length(max=64))

@@ -79,11 +79,14 @@ def render_case(case_id: int, state: FormState | None = None, status: int = 200)
     page = data.case_page(actor, case_)
     definition = page.definition
     closed = case_.state in definition.final_states
+    trigger_forms = _trigger_forms(case_, page, state)
+    # a stale form whose step is no longer offered says so at the top, not next to a form that is gone
+    stale_elsewhere = bool(state and state.reload and all(f"t:{t['trigger']}" != state.key for t in trigger_forms))
     html = render_template(
         "case.html", case=case_, page=page, definition=definition, closed=closed,
         diagram=_diagram(case_, page), timeline=_timeline(page), deadlines=_deadlines(page, now()),
         documents=_documents(case_, page, actor, state, closed),
-        trigger_forms=_trigger_forms(case_, page, state),
+        trigger_forms=trigger_forms, stale_elsewhere=stale_elsewhere,
         document_forms=[] if closed else _document_forms(case_, page, state),
         child_forms=_child_forms(case_, actor, state), state=state,
         related=[(c, engine().definition(c.definition)) for c in page.related],
