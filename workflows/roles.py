@@ -58,3 +58,13 @@ SUPERUSER_ROLES: tuple[str, ...] = tuple(r.key for r in CATALOGUE if r.superuser
 LABELS: dict[str, str] = {**{r.key: r.label for r in CATALOGUE}, **{k: v[0] for k, v in PSEUDO_LABELS.items()}}
 LABELS_NL: dict[str, str] = {**{r.key: r.label_nl for r in CATALOGUE},
                              **{k: v[1] for k, v in PSEUDO_LABELS.items()}}
+
+# Notes on a case (docs/notes.md): for the people who work on it, within the case's scope. HR reads a GBT for
+# its consequences for employment, not the guidance's working notes; the overview roles never read about a
+# person (on organisational cases, where they own levels, they are participants like any other).
+NOTES_EXCLUDED: frozenset[str] = frozenset({"hr"})
+NOTES_EXCLUDED_ON_PERSONAL: frozenset[str] = NOTES_EXCLUDED | frozenset(OVERVIEW_ROLES)
+
+
+def notes_excluded(category: str) -> frozenset[str]:
+    return NOTES_EXCLUDED_ON_PERSONAL if category == "personal" else NOTES_EXCLUDED

@@ -14,7 +14,9 @@ from flask_login import login_required
 from markupsafe import Markup
 
 from engine.errors import Forbidden, PreconditionFailed, TransitionNotAllowed, ValidationError, VersionConflict
+from engine import notes
 from engine.models import DEADLINE_WAITING, Case
+from workflows import roles
 
 
 from .. import access_log, exports, svg
@@ -92,7 +94,7 @@ def render_case(case_id: int, state: FormState | None = None, status: int = 200)
         related=[(c, engine().definition(c.definition)) for c in page.related],
         subject=page.people.get(case_.subject_id, ""), responsible=page.people.get(case_.responsible_id, ""),
         dossier_url=url_for("ui.dossier", case_id=case_.id),
-        readers=_readers(case_, actor),
+        readers=_readers(case_, actor), notes=_notes(case_, actor, definition),
     )
     db.session.commit()  # the access log
     return html, status
@@ -207,6 +209,34 @@ def _readers(case_: Case, actor) -> list[dict] | None:
         row["roles"] = [i18n.role_label(r) for r in row["roles"] if r != "subject"]
         row["what"] = str(READ_ACTIONS.get(row["action"], row["action"]))
     return rows
+
+
+def _notes(case_: Case, actor, definition) -> list[dict] | None:
+    """The case's notes, for those who may read them (workflows/roles.py, docs/notes.md); None: no section."""
+    if not notes.may_note(actor.roles_on(case_), roles.notes_excluded(definition.category)):
+        return None
+    rows = notes.notes_of(db.session, case_)
+    who = data.names(n.author_id for n in rows)
+    return [{"at": n.at, "who": who.get(n.author_id, _("Confidential") if n.author_id else _("System")),
+             "text": n.text} for n in reversed(rows)]
+
+
+@ui.post("/cases/<int(max=9223372036854775807):case_id>/notes")
+@login_required
+def add_note(case_id: int):
+    case_ = engine().get_case(db.session, g.actor, case_id)  # 404 outside scope
+    definition = engine().definition(case_.definition)
+    state = FormState(key="note", values=request.form.to_dict())
+    try:
+        notes.add_note(db.session, case_, g.actor, request.form.get("text") or "", now(),
+                       roles.notes_excluded(definition.category))
+        db.session.commit()
+    except ValidationError as exc:
+        db.session.rollback()
+        state.errors = {"text": [m for msgs in forms.field_errors(exc.details).values() for m in msgs]}
+        return render_case(case_id, state, 422)
+    flash(_("Note added."), "success")
+    return _back(case_id, "notes")
 
 
 def _signer_role(case_: Case, uid: int) -> str:

@@ -75,14 +75,21 @@ ROLE_LABELS = {**{key: _l(text) for key, text in roles.LABELS.items()}, "owner":
 
 
 def deadline_label(deadline, definition) -> str:
-    """The stored (Dutch) label; in English the definition's label_en of the same deadline, if it has one."""
-    if is_english():
-        for step in [definition.open, *definition.transitions]:
-            for spec in step.deadlines:
-                if spec["kind"] == deadline.kind and (spec.get("label") or "") == (deadline.label or "") \
-                        and spec.get("label_en"):
-                    return spec["label_en"]
-    return deadline.label or step_deadline_label(definition, deadline.kind)
+    """The stored (Dutch) label; in English the label_en of the definition's deadline with that kind and label.
+
+    Retention replaces a label by the kind: the definition's words stand in for it then.
+    """
+    stored = deadline.label if deadline.label and deadline.label != deadline.kind else ""
+    if stored and not is_english():
+        return stored
+    for step in [definition.open, *definition.transitions]:
+        for spec in step.deadlines:
+            if spec["kind"] == deadline.kind and (not stored or spec.get("label") == stored):
+                return label(spec, stored or deadline.kind)
+    words = step_deadline_label(definition, deadline.kind)
+    if words == deadline.kind and stored:
+        return stored
+    return words + stored[stored.index(":"):] if ": " in stored else words  # an action keeps its description
 
 
 def step_deadline_label(definition, kind: str) -> str:
