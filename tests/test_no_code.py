@@ -310,3 +310,61 @@ def test_the_case_list_searches_filters_sorts_and_counts(world):
     assert listed(mine="1")[0] == [second["id"], first["id"]]  # both wait for their opleider
     assert listed(overdue="1")[0] == []
     assert "aria-sort=\"descending\"" in client.get("/cases").get_data(as_text=True)
+
+
+# -- words from the definitions -----------------------------------------------------------------------------
+
+
+def test_a_definition_with_a_code_without_words_does_not_load(tmp_path):
+    from engine.errors import DefinitionError
+    from workflows import DEFINITIONS_DIR, load_definitions
+
+    source = (DEFINITIONS_DIR / "dispute.yaml").read_text(encoding="utf-8")
+    broken = source.replace("    label_en: Acknowledge and start mediation\n", "", 1)
+    assert broken != source
+    (tmp_path / "dispute.yaml").write_text(broken, encoding="utf-8")
+    with pytest.raises(DefinitionError) as refused:
+        load_definitions(directory=tmp_path)
+    assert "transitions.acknowledge: no label_en" in str(refused.value)
+    unknown_choice = source.replace("    grounds:", "    kind_of_dispute: {type: choice, choices: [brand_new],"
+                                               " label: Soort, label_en: Kind}\n    grounds:", 1)
+    (tmp_path / "dispute.yaml").write_text(unknown_choice, encoding="utf-8")
+    with pytest.raises(DefinitionError) as refused:
+        load_definitions(directory=tmp_path)
+    assert "choice 'brand_new' has no words in the vocabulary" in str(refused.value)
+
+
+def test_unmet_conditions_name_fields_values_and_terms_in_words(world):
+    rso = world.api("rso")
+    case = ok(world.api("aios").post("/cases", json={
+        "workflow": "escalation", "institution": "meander", "title": "Supervisie",
+        "data": {"description": "Geen supervisor"}}), 201)
+    case = fire(rso, case, "discuss")
+    body = fire(rso, case, "agree_actions", {"actions": [{"description": "Rooster aanpassen"}]}, status=422)
+    messages = {u["message_nl"] for u in body["error"]["details"]["unmet"]}
+    assert "Acties 1: Eigenaar is verplicht" in messages and "Acties 1: Uiterlijk is verplicht" in messages
+    case = fire(rso, case, "agree_actions", {"actions": [
+        {"description": "Rooster", "owner_role": "coc_chair", "due_date": "2026-04-01"}]})
+    body = fire(rso, case, "complete_action", {"action": 5}, status=422)
+    assert [u["message_nl"] for u in body["error"]["details"]["unmet"]] == ["er is geen openstaande Actie 5"]
+    assert [u["message"] for u in body["error"]["details"]["unmet"]] == ["there is no open Action 5"]
+    consult = ok(rso.post("/cases", json={"workflow": "rso_consultation", "institution": "meander", "title": "O",
+                                          "data": {"shortcoming": "Roosters", "requirement": "quality"}}), 201)
+    body = fire(rso, consult, "escalate_obligations", {"reason": "x"}, status=422)
+    assert body["error"]["details"]["unmet"][0]["message_nl"] == "Betreft moet Verplichtingen (art. 2.7) zijn"
+
+
+def test_get_workflow_describes_opening_and_every_steps_input(world):
+    body = ok(world.api("opleider").get("/workflows/intensified_guidance"))
+    moment = body["open"]["input"]["decision_moment"]
+    assert body["open"]["roles"] == ["opleider"]
+    assert moment["type"] == "choice" and moment["required"] is True and moment["label"] == "Beslismoment"
+    assert moment["label_en"] == "Decision moment" and "suitability_assessment" in moment["choices"]
+    assert moment["choice_labels"]["suitability_assessment"] == {"label": "Geschiktheidsbeoordeling",
+                                                                 "label_en": "Suitability assessment"}
+    terminate = next(t for t in body["transitions"] if t["trigger"] == "terminate")
+    assert terminate["input"]["end_date"]["type"] == "date" and terminate["label_en"]
+    actions = next(t for t in ok(world.api("rso").get("/workflows/escalation"))["transitions"]
+                   if t["trigger"] == "agree_actions")["input"]["actions"]
+    owner = actions["items"]["fields"]["owner_role"]
+    assert owner["choice_labels"]["coc_chair"] == {"label": "voorzitter COC", "label_en": "COC chair"}

@@ -244,6 +244,7 @@ RULES: dict[str, Rule] = {
     "GET /healthz": Rule(everyone(200)),
     "GET /static/<filename>": Rule(everyone(200)),
     # -- the pages ----------------------------------------------------------------------------------------
+    "GET /toegankelijkheid": Rule(everyone(200)),  # the accessibility statement, for everyone
     "GET /login": Rule(page(302, anon=200)),  # signed in: on to the dashboard
     "POST /login": Rule(everyone(200), LOGIN),  # the form again, with "wrong e-mail address or password"
     "POST /login/demo": Rule(everyone(404), {"email": "opleider@test.nl"}),  # not a demo account
