@@ -255,8 +255,8 @@ def format_value(spec: dict | None, value) -> str | Markup:
         return _("yes") if value else _("no")
     if kind == "date" or (kind is None and isinstance(value, str) and len(value) == 10 and value[4:5] == "-"):
         return i18n.fmt_date(value) or str(value)
-    if kind == "choice":
-        return i18n.choice_label(value)
+    if kind == "choice" or (kind == "string" and i18n.is_choice_code(value)):
+        return i18n.choice_label(value)  # a letter's fact copied from a choice (the decision moment) too
     if isinstance(value, list):
         if all(isinstance(v, str) for v in value):
             return Markup("<ul class=\"plain\">") + Markup("").join(

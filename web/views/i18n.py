@@ -105,6 +105,10 @@ def role_label(role: str) -> str:
     return pick(*words) if words else str(role)
 
 
+def is_choice_code(value) -> bool:
+    return isinstance(value, str) and value in vocabulary.CHOICES
+
+
 def choice_label(value) -> str:
     """A choice value's words (workflows/vocabulary.py; a choice among roles reads as the role)."""
     words = vocabulary.CHOICES.get(value)
