@@ -414,10 +414,11 @@ class Engine:
             raise TransitionNotAllowed("the case is closed", {"state": case.state})
         errors = fields.check_document(spec, content)
         ctx = self._context(session, case, definition, actor, now, case.data, None)
-        if not errors:
-            for entry in spec["validators"]:
-                args = {k: v for k, v in entry.items() if k != "validator"}
-                errors.update(self.registry.validators[entry["validator"]](ctx, content, **args) or {})
+        # every problem at once: the validators too (they read only values they can parse), never over a field's own
+        for entry in spec["validators"] if isinstance(content, dict) else []:
+            args = {k: v for k, v in entry.items() if k != "validator"}
+            for key, problem in (self.registry.validators[entry["validator"]](ctx, content, **args) or {}).items():
+                errors.setdefault(key, problem)
         if errors:
             raise ValidationError(f"invalid {kind}: " + "; ".join(f"{k} {v}" for k, v in errors.items()), errors)
         doc = self.write_document(ctx, kind, content)

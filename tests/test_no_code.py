@@ -380,3 +380,21 @@ def test_get_workflow_describes_opening_and_every_steps_input(world):
                    if t["trigger"] == "agree_actions")["input"]["actions"]
     owner = actions["items"]["fields"]["owner_role"]
     assert owner["choice_labels"]["coc_chair"] == {"label": "voorzitter COC", "label_en": "COC chair"}
+
+
+def test_field_errors_come_all_at_once_with_dutch_field_names_and_dates(world):
+    opleider = world.api("opleider")
+    gbt = ok(opleider.post("/cases", json={"workflow": "intensified_guidance", "institution": "meander",
+                                           "subject_id": world.users["aios"], "title": "GBT", "data": {
+                                               "decision_moment": "progress_meeting", "reasons": "Onvoldoende",
+                                               "aios_informed_of_dispute_procedure": True}}), 201)
+    client = browser(world, "opleider")
+    page = client.get(f"/cases/{gbt['id']}").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    refused = client.post(f"/cases/{gbt['id']}/documents", data={
+        "csrf_token": token, "kind": "adjusted_iop", "content.start_date": "09-03-2026",
+        "content.end_date": "09-04-2026", "content.goals": "Zelfstandig werken"})
+    text = visible(refused.get_data(as_text=True))
+    assert refused.status_code == 422
+    assert "tussen 9 juni 2026 en 9 september 2026" in text
+    assert text.count("Dit veld is verplicht") >= 2  # conditions and assessment method, at once
