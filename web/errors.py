@@ -67,7 +67,9 @@ def from_http_exception(exc: HTTPException):
 def http_error(exc: HTTPException):
     """JSON for the API's clients; a page in the reader's language everywhere else (an unknown address too)."""
     page = current_app.extensions.get("traject.page_error")
-    if page is not None and not request.path.startswith(JSON_PATHS):
+    wants_json = request.path.startswith(JSON_PATHS) or request.path.endswith(".json") or \
+        request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
+    if page is not None and not wants_json:
         return page(exc)
     return from_http_exception(exc)
 

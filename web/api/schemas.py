@@ -52,7 +52,7 @@ class InputField(Schema):
     label_en = fields.String(required=True)
     choices = fields.List(fields.String())
     choice_labels = fields.Dict(keys=fields.String(), values=fields.Nested(ChoiceWords))
-    items = fields.Nested(lambda: InputField(partial=True))
+    item = fields.Nested(lambda: InputField(partial=True), data_key="items")  # `items` would read dict.items
     subfields = fields.Dict(keys=fields.String(), values=fields.Nested(lambda: InputField()), data_key="fields")
 
 

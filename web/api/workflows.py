@@ -22,7 +22,7 @@ def _field_out(spec: dict, required_default: bool = False) -> dict:
     if spec.get("fields"):
         out["subfields"] = {name: _field_out(sub, True) for name, sub in spec["fields"].items()}
     if spec.get("items"):
-        out["items"] = _field_out(spec["items"], True)
+        out["item"] = _field_out(spec["items"], True)
     return out
 
 
