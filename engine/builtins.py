@@ -93,9 +93,10 @@ def document_signed(ctx: Context, kind: str):
 def field_equals(ctx: Context, field: str, value, label: str = "", label_en: str = ""):
     if ctx.value(field) == value:
         return None
-    text = ctx.engine.registry.text
-    return unmet("field_equals", text("unmet.field_equals", label=label_en or field, value=value),
-                 text("unmet.field_equals", "nl", label=label or field, value=value), field=field)
+    registry = ctx.engine.registry
+    en, nl = registry.choice_word(value) or value, registry.choice_word(value, "nl") or value
+    return unmet("field_equals", registry.text("unmet.field_equals", label=label_en or field, value=en),
+                 registry.text("unmet.field_equals", "nl", label=label or field, value=nl), field=field)
 
 
 def open_child(ctx: Context, workflow: str, carry: list | None = None, title: str = ""):
@@ -126,8 +127,21 @@ def deadline_open(ctx: Context, kind: str):
     if found:
         return None
     text = ctx.engine.registry.text
-    return unmet("deadline_open", text("unmet.deadline_open", name=name),
-                 text("unmet.deadline_open", "nl", name=name.replace("_", " ")), field=None)
+    nl, en = deadline_words(ctx.definition, name)
+    return unmet("deadline_open", text("unmet.deadline_open", name=en), text("unmet.deadline_open", "nl", name=nl),
+                 field=None)
+
+
+def deadline_words(definition, kind: str) -> tuple[str, str]:
+    """(Dutch, English) words for a deadline kind; one made per item ("action_2") is "Actie 2"."""
+    base, _sep, number = kind.rpartition("_")
+    for step in [definition.open, *definition.transitions]:
+        for spec in step.deadlines:
+            if spec["kind"] == kind:
+                return spec.get("label") or kind, spec.get("label_en") or spec.get("label") or kind
+            if spec.get("for_each") and spec["kind"] == base and number.isdigit():
+                return f"{spec.get('label') or base} {number}", f"{spec.get('label_en') or spec.get('label') or base} {number}"
+    return kind, kind
 
 
 def not_before(ctx: Context, field: str, other: str, label: str = "", label_en: str = ""):

@@ -519,10 +519,11 @@ class Engine:
             raise TransitionNotAllowed("the case is closed", {"state": case.state})
         errors = fields.check_document(spec, content)
         ctx = self._context(session, case, definition, actor, now, case.data, None)
-        if not errors:
-            for entry in spec["validators"]:
-                args = {k: v for k, v in entry.items() if k != "validator"}
-                errors.update(self.registry.validators[entry["validator"]](ctx, content, **args) or {})
+        # every problem at once: the validators too (they read only values they can parse), never over a field's own
+        for entry in spec["validators"] if isinstance(content, dict) else []:
+            args = {k: v for k, v in entry.items() if k != "validator"}
+            for key, problem in (self.registry.validators[entry["validator"]](ctx, content, **args) or {}).items():
+                errors.setdefault(key, problem)
         if errors:
             raise ValidationError(f"invalid {kind}: " + "; ".join(f"{k} {v}" for k, v in errors.items()), errors)
         doc = self.write_document(ctx, kind, content)
@@ -726,16 +727,11 @@ class Engine:
         return problems
 
     def _unmet_field(self, step: Step, path: str, reason: str) -> dict:
-        top = path.split(".")[0]
-        spec = step.input.get(top, {})
-        label_nl = spec.get("label") or path
-        label = spec.get("label_en") or path
-        if path != top:
-            label, label_nl = f"{label}: {path.split('.', 1)[1]}", f"{label_nl}: {path.split('.', 1)[1]}"
+        label_nl, label = fields.path_label(step.input, path, "label"), fields.path_label(step.input, path, "label_en")
         kind, _, arg = reason.partition(":")
         text = self.registry.text
-        value_en = text(f"value.{arg}") if arg in ("True", "False") else arg
-        value_nl = text(f"value.{arg}", "nl") if arg in ("True", "False") else arg
+        value_en = text(f"value.{arg}") if arg in ("True", "False") else self.registry.choice_word(arg) or arg
+        value_nl = text(f"value.{arg}", "nl") if arg in ("True", "False") else self.registry.choice_word(arg, "nl") or arg
         return unmet(f"input.{kind}", text(f"unmet.input.{kind}", label=label, n=arg, value=value_en),
                      text(f"unmet.input.{kind}", "nl", label=label_nl, n=arg, value=value_nl),
                      field=f"data.{path}")

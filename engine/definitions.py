@@ -532,13 +532,63 @@ def with_region(source: str, overrides: dict | None) -> str:
     return source.rstrip("\n") + "\n\n# Region configuration (workflows/region.yaml), applied on load:\n" + block
 
 
+def _unlabelled_fields(specs: dict, where: str, registry) -> list[str]:
+    out = []
+    for name, spec in (specs or {}).items():
+        out += [f"{where}.{name}: no {k}" for k in ("label", "label_en") if not spec.get(k)]
+        out += [f"{where}.{name}: choice {c!r} has no words in the vocabulary" for c in spec.get("choices") or []
+                if registry.labels and registry.choice_word(c) is None]
+        out += _unlabelled_fields(spec.get("fields"), f"{where}.{name}", registry)
+        out += _unlabelled_fields((spec.get("items") or {}).get("fields"), f"{where}.{name}.items", registry)
+    return out
+
+
+def _step_roles(definition: Definition) -> set[str]:
+    named = {r for step in [definition.open, *definition.transitions] for r in (*step.roles, *step.when_overdue)}
+    named |= {s["owner"] for s in definition.states if s.get("owner")} | set(definition.visibility)
+    named |= {spec["owner_role"] for step in [definition.open, *definition.transitions] for spec in step.deadlines
+              if not spec["owner_role"].startswith("item.")}
+    named |= {r for spec in definition.documents.values() for r in (*spec["authors"], *spec["signers"])}
+    return named - {"*", "system"}
+
+
+def missing_labels(definition: Definition, registry) -> list[str]:
+    """Every code of the definition a person would read without words for it (label and label_en).
+
+    States, steps (their triggers), fields, documents and deadlines carry their words in the YAML;
+    choice values and roles take theirs from the registry's vocabulary (when it has one).
+    """
+    out = []
+    for s in definition.states:
+        out += [f"states.{s['name']}: no {k}" for k in ("label", "label_en") if not s.get(k)]
+    for where, step in [("open", definition.open)] + [(f"transitions.{t.trigger}", t) for t in definition.transitions]:
+        out += [f"{where}: no {k}" for k in ("label", "label_en") if not getattr(step, k)]
+        out += _unlabelled_fields(step.input, f"{where}.input", registry)
+        out += [f"{where}.deadlines.{d['kind']}: no {k}" for d in step.deadlines for k in ("label", "label_en")
+                if not d.get(k)]
+        out += [f"{where}.requires.{r['guard']}: no {k}" for r in step.requires for k in ("label", "label_en")
+                if "label" in inspect.signature(registry.guards[r["guard"]]).parameters and not r.get(k)]
+    for kind, spec in definition.documents.items():
+        out += [] if spec.get("title_en") else [f"documents.{kind}: no title_en"]
+        out += _unlabelled_fields(spec["fields"], f"documents.{kind}.fields", registry)
+    if any(k.startswith("role.") for k in registry.labels):
+        out += [f"roles: {r!r} has no words in the vocabulary" for r in sorted(_step_roles(definition))
+                if registry.word("role", r) is None]
+    return out
+
+
 def load_directory(directory: Path, registry, region: dict | None = None) -> list[Definition]:
+    """Every definition of the folder, validated; a code without words for people is an error too."""
     definitions = []
     for path in sorted(Path(directory).glob("*.yaml")):
         source = with_region(path.read_text(encoding="utf-8"), ((region or {}).get("workflows") or {}).get(path.stem))
         definition = parse(source, path.name, registry)
         if definition.key != path.stem:
             raise DefinitionError(f"{path.name}: key {definition.key!r} does not match the file name")
+        unlabelled = missing_labels(definition, registry)
+        if unlabelled:
+            raise DefinitionError(f"{path.name}: words missing: " + "; ".join(unlabelled),
+                                  {"file": path.name, "errors": unlabelled})
         definitions.append(definition)
     return definitions
 

@@ -83,6 +83,21 @@ def type_errors(spec: dict, value, path: str) -> dict[str, str]:
     return {}
 
 
+def path_label(specs: dict, path: str, key: str) -> str:
+    """The words for a field path ("actions.0.owner_role" → "Acties 1: Eigenaar"), `key` "label" or "label_en"."""
+    parts, words, node = path.split("."), [], {"fields": specs}
+    for part in parts:
+        if part.isdigit() and node.get("items") is not None:
+            words[-1] = f"{words[-1]} {int(part) + 1}"
+            node = node["items"]
+            continue
+        node = (node.get("fields") or {}).get(part)
+        if node is None:
+            return path if not words else f"{': '.join(words)}: {part}"
+        words.append(node.get(key) or node.get("label") or part)
+    return ": ".join(words)
+
+
 def is_empty(value) -> bool:
     return value is None or (isinstance(value, (str, list, dict)) and len(value) == 0) or (
         isinstance(value, str) and not value.strip()

@@ -416,6 +416,19 @@ class AccessLog(Base):
     detail: Mapped[str] = mapped_column(String(300), default="")
 
 
+class CaseNote(Base):
+    """A note on a case (engine/notes.py): its text here, its sha256 in the case's audit chain (`note_added`)."""
+
+    __tablename__ = "case_note"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(BigId, ForeignKey("case_file.id"), index=True)
+    author_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id"))
+    at: Mapped[datetime]
+    text: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    event_seq: Mapped[int]
+
+
 class LegalHold(Base):
     """Retention waits while a hold is in force (lifted_at null): placed by an admin, with a reason."""
 

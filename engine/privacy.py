@@ -38,6 +38,7 @@ from .canonical import isoformat_utc
 from .errors import Forbidden, NotFound, ValidationError
 from .models import (
     AccessLog,
+    CaseNote,
     AuditEvent,
     Case,
     CaseExclusion,
@@ -392,6 +393,9 @@ def _redact_rows(session: Session, case: Case, stage: str, subject) -> None:
     session.execute(update(Deadline).where(Deadline.case_id == case.id).values(label=Deadline.kind)
                     .execution_options(**quiet))
     session.execute(delete(CaseExclusion).where(CaseExclusion.case_id == case.id))
+    # a note's text goes with the rest of the content; its sha256 (and the chain's event) stays
+    session.execute(update(CaseNote).where(CaseNote.case_id == case.id).values(text=REDACTED_TEXT)
+                    .execution_options(**quiet))
     if stage == RetentionAction.ERASED:
         session.execute(delete(Notification).where(Notification.case_id == case.id,
                                                    Notification.kind != audit.BREAK_ALERT_KIND))

@@ -30,6 +30,18 @@ class Registry:
     # Named texts the engine writes into messages, events and unmet conditions. English ones under
     # the bare name (engine/builtins.py); the Dutch ones under `<name>.nl` (workflows/texts.py).
     texts: dict[str, str] = field(default_factory=dict)
+    # What people call the codes definitions share (choice values, roles): "choice.<v>" / "role.<key>"
+    # → (Dutch, English), from the workflow package (workflows/vocabulary.py). Empty: not checked.
+    labels: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def word(self, kind: str, code, lang: str = "") -> str | None:
+        """The Dutch (lang "nl") or English word for a shared code, or None when there is none."""
+        pair = self.labels.get(f"{kind}.{code}")
+        return None if pair is None else pair[0 if lang == "nl" else 1]
+
+    def choice_word(self, code, lang: str = "") -> str | None:
+        """A choice value's word; a choice among roles (an action's owner) takes the role's."""
+        return self.word("choice", code, lang) or self.word("role", code, lang)
 
     def text(self, name: str, lang: str = "", /, **values) -> str:
         """The text `name` in `lang` (falling back to the English one), its {fields} filled in."""

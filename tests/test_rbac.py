@@ -189,6 +189,11 @@ def document_page_probe(p, case: Obj):
     return document_probe(p, case) if case.kind_exists else 404  # the page has no form for an unknown kind
 
 
+def note_probe(p, case: Obj):
+    # notes are for the case's participants, HR left out (docs/notes.md); the blank note is refused after that
+    return 403 if ROLE_OF[p][0] == "hr" else 422
+
+
 def subject_or_admin(p, case: Obj):
     return 200 if p == case.subject or p == "admin" else 403
 
@@ -239,6 +244,7 @@ RULES: dict[str, Rule] = {
     "GET /healthz": Rule(everyone(200)),
     "GET /static/<filename>": Rule(everyone(200)),
     # -- the pages ----------------------------------------------------------------------------------------
+    "GET /toegankelijkheid": Rule(everyone(200)),  # the accessibility statement, for everyone
     "GET /login": Rule(page(302, anon=200)),  # signed in: on to the dashboard
     "POST /login": Rule(everyone(200), LOGIN),  # the form again, with "wrong e-mail address or password"
     "POST /login/demo": Rule(everyone(404), {"email": "opleider@test.nl"}),  # not a demo account
@@ -257,6 +263,7 @@ RULES: dict[str, Rule] = {
     "POST /cases/<case_id>/fire": Rule(page(visible(fire_probe)), {"trigger": "{trigger}",
                                                                   "expected_version": "{version}"}, on="case"),
     "POST /cases/<case_id>/documents": Rule(page(visible(document_page_probe)), {"kind": "{kind}"}, on="case"),
+    "POST /cases/<case_id>/notes": Rule(page(visible(note_probe)), {"text": "  "}, on="case"),
     "GET /cases/<case_id>/dossier.zip": Rule(page(visible(200)), on="case", renders=True),
     "POST /cases/<case_id>/open/<workflow>": Rule(page(visible(open_child_probe)), on="case"),
     # no deadline has passed in this world: a reminder is refused alike to everyone who sees the case

@@ -338,7 +338,7 @@ def test_a_stale_form_is_a_friendly_conflict(world):
     response = client.post(f"{here}/fire", data={"csrf_token": form_token, "trigger": "withdraw",
                                                  "expected_version": "1", "data.reason": "Ongegrond"})
     html = page(response, 409)
-    assert "Iemand anders heeft dit dossier intussen gewijzigd" in html and "Pagina opnieuw laden" in html
+    assert "Iemand anders heeft deze zaak intussen gewijzigd" in html and "Pagina opnieuw laden" in html
     assert case_state(world, case["id"]) == ("analysis", 2)
 
 

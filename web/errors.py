@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import jsonify
+from flask import current_app, jsonify, request
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -20,6 +20,9 @@ STATUS = {
     e.PreconditionFailed: 422,
     e.DefinitionError: 500,
 }
+
+# Where clients read JSON; everywhere else an error is a page (web/views/blueprint.py).
+JSON_PATHS = ("/api/", "/healthz")
 
 HTTP_CODES = {
     400: "validation_error",
@@ -61,6 +64,16 @@ def from_http_exception(exc: HTTPException):
     return error_response(status, code, message, details, headers)
 
 
+def http_error(exc: HTTPException):
+    """JSON for the API's clients; a page in the reader's language everywhere else (an unknown address too)."""
+    page = current_app.extensions.get("traject.page_error")
+    wants_json = request.path.startswith(JSON_PATHS) or request.path.endswith(".json") or \
+        request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
+    if page is not None and not wants_json:
+        return page(exc)
+    return from_http_exception(exc)
+
+
 def register(app) -> None:
     @app.errorhandler(e.TrajectError)
     def _traject_error(exc: e.TrajectError):
@@ -81,6 +94,6 @@ def register(app) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc):
         if isinstance(exc, HTTPException):
-            return from_http_exception(exc)
+            return http_error(exc)
         log.exception("unhandled error")
         return error_response(500, "internal_error", "an unexpected error occurred")

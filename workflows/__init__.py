@@ -9,7 +9,7 @@ from engine import builtins
 from engine.definitions import Definition, load_directory
 from engine.registry import Registry
 
-from . import guards, terms
+from . import guards, terms, vocabulary
 from .texts import TEXTS_NL
 
 DEFINITIONS_DIR = Path(__file__).parent / "definitions"
@@ -37,6 +37,7 @@ def make_registry() -> Registry:
     guards.install(registry)
     registry.term_words = terms.term_text
     registry.texts.update(TEXTS_NL)
+    registry.labels.update(vocabulary.labels())
     return registry
 
 

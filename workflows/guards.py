@@ -41,16 +41,30 @@ def install(registry: Registry) -> Registry:
     return registry
 
 
+MONTHS_NL = ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september", "oktober",
+             "november", "december")
+
+
+def dutch_date(day) -> str:
+    """9 juni 2026: how a date reads in a Dutch sentence (messages are plain text, not a page's locale)."""
+    return f"{day.day} {MONTHS_NL[day.month - 1]} {day.year}"
+
+
+def english_date(day) -> str:
+    return f"{day.day} {day.strftime('%B')} {day.year}"
+
+
 def term_months(ctx: Context, content: dict, start: str, end: str, min: int, max: int):
     """The GBT rule: from start through end (its last day) at least `min`, at most `max` calendar months."""
     a, b = parse_date(content.get(start)), parse_date(content.get(end))
     if a and b and not months_between_ok(a, b, min, max):
-        first, last = last_day_of_term(a, min).isoformat(), last_day_of_term(a, max).isoformat()
+        first, last = last_day_of_term(a, min), last_day_of_term(a, max)
         return {
             f"content.{end}": (
                 f"the period from {start} through {end} must last at least {min} and at most {max} calendar "
-                f"months: {end} between {first} and {last} / de periode moet minstens {min} en hoogstens {max} "
-                f"kalendermaanden duren: einddatum tussen {first} en {last}"
+                f"months: {end} between {english_date(first)} and {english_date(last)} / de periode moet minstens "
+                f"{min} en hoogstens {max} kalendermaanden duren: einddatum tussen {dutch_date(first)} en "
+                f"{dutch_date(last)}"
             )
         }
     return None
@@ -218,8 +232,8 @@ def within_weeks_of_decision(ctx: Context, weeks: int):
     if local_date(ctx.now, ctx.config.timezone) <= closes:
         return None
     return unmet("within_weeks_of_decision",
-                 f"the dispute window of {weeks} weeks after the decision closed on {closes.isoformat()}",
-                 f"de termijn van {weeks} weken na het besluit is verstreken op {closes.isoformat()}",
+                 f"the dispute window of {weeks} weeks after the decision closed on {english_date(closes)}",
+                 f"de termijn van {weeks} weken na het besluit is verstreken op {dutch_date(closes)}",
                  field="parent_id", window_closed_on=closes.isoformat())
 
 
@@ -257,8 +271,8 @@ def parent_is(ctx: Context, workflow: list, states: list):
     if parent is not None and parent.workflow_key in workflow and parent.state in states \
             and parent.institution_id == ctx.case.institution_id and parent.subject_id == ctx.case.subject_id:
         return None
-    return unmet("parent_is", "a dispute concerns a decision in your own trajectory (parent_id)",
-                 "een geschil gaat over een besluit in uw eigen traject (parent_id)", field="parent_id")
+    return unmet("parent_is", "a dispute concerns a decision in your own trajectory",
+                 "een geschil gaat over een besluit in uw eigen traject", field="parent_id")
 
 
 def subject_is_actor(ctx: Context):

@@ -47,7 +47,7 @@ CATALOGUE: tuple[Role, ...] = (
 # The pseudo-roles of a definition (engine.definitions.PSEUDO_ROLES): a person's relation to one case.
 PSEUDO_LABELS: dict[str, tuple[str, str]] = {
     "subject": (N_("Aios"), "aios van het traject"),
-    "opener": (N_("Opener"), "opener"),
+    "opener": (N_("Submitter"), "indiener"),
     "responsible": (N_("Responsible opleider"), "verantwoordelijk opleider"),
 }
 
@@ -70,3 +70,13 @@ LABELS_NL: dict[str, str] = {**{r.key: r.label_nl for r in CATALOGUE},
 RECORD_READERS: dict[str, str] = {"opleider": "placement", "plv_opleider": "placement", "coc_chair": "placement",
                                   "hr": "employer"}
 RECORD_EDITORS: dict[str, str] = {"opleider": "placement", "coc_chair": "placement"}
+
+# Notes on a case (docs/notes.md): for the people who work on it, within the case's scope. HR reads a GBT for
+# its consequences for employment, not the guidance's working notes; the overview roles never read about a
+# person (on organisational cases, where they own levels, they are participants like any other).
+NOTES_EXCLUDED: frozenset[str] = frozenset({"hr"})
+NOTES_EXCLUDED_ON_PERSONAL: frozenset[str] = NOTES_EXCLUDED | frozenset(OVERVIEW_ROLES)
+
+
+def notes_excluded(category: str) -> frozenset[str]:
+    return NOTES_EXCLUDED_ON_PERSONAL if category == "personal" else NOTES_EXCLUDED

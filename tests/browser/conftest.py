@@ -113,3 +113,32 @@ def _empty(engine) -> None:
     from flows import empty_tables
 
     empty_tables(engine)
+
+
+AXE_DIR = __import__("pathlib").Path(__file__).resolve().parent / "axe"
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    """axe-core's script, installed once from tests/browser/axe/package-lock.json into a cached folder
+    (TRAJECT_AXE_CACHE, default ~/.cache/traject/axe-<lock's sha256>): `npm ci`, nothing else."""
+    import hashlib
+    import subprocess
+    from pathlib import Path
+
+    lock = (AXE_DIR / "package-lock.json").read_bytes()
+    cache = Path(os.environ.get("TRAJECT_AXE_CACHE")
+                 or Path.home() / ".cache" / "traject" / f"axe-{hashlib.sha256(lock).hexdigest()[:12]}")
+    script = cache / "node_modules" / "axe-core" / "axe.min.js"
+    if not script.exists():
+        npm = shutil.which("npm")
+        if not npm:
+            _unavailable("npm not found (apt-get install npm): axe-core cannot be installed")
+        cache.mkdir(parents=True, exist_ok=True)
+        for name in ("package.json", "package-lock.json"):
+            shutil.copyfile(AXE_DIR / name, cache / name)
+        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=cache,
+                              capture_output=True, text=True, timeout=300)
+        if done.returncode != 0 or not script.exists():
+            _unavailable(f"npm ci of axe-core failed: {done.stderr.strip()[-300:]}")
+    return script.read_text(encoding="utf-8")

@@ -23,7 +23,7 @@ class TrajectApi(Api):
     ERROR_SCHEMA = ErrorSchema  # documents the errors as they are answered
 
     def handle_http_exception(self, error):
-        return errors.from_http_exception(error)
+        return errors.http_error(error)
 
 
 def register(app: Flask) -> None:

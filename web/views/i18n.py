@@ -15,9 +15,10 @@ from flask import current_app, session
 from flask_babel import format_date, format_datetime, get_locale, lazy_gettext as _l
 from flask_login import current_user
 
+from engine.builtins import deadline_words
 from engine.calendar import local_date
 from engine.fields import parse_date
-from workflows import roles
+from workflows import roles, vocabulary
 
 LANGUAGES = ("nl", "en")
 TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
@@ -61,56 +62,81 @@ def title(spec, fallback: str = "") -> str:
 
 
 def state_label(definition, state: str) -> str:
+    """A state's words. Loading refuses a definition with an unlabelled state (engine.definitions.missing_labels),
+    so the bare code shows only for a state no version of the workflow has (never a capitalised code)."""
     try:
-        return label(definition.state(state), humanize(state))
+        return label(definition.state(state), state)
     except StopIteration:
-        return humanize(state)
-
-
-def humanize(code: str) -> str:
-    return (code or "").replace("_", " ").capitalize()
+        return state
 
 
 # What people call the roles: the catalogue's English labels (workflows/roles.py), translated when shown.
-ROLE_LABELS = {key: _l(text) for key, text in roles.LABELS.items()}
+ROLE_LABELS = {**{key: _l(text) for key, text in roles.LABELS.items()}, "owner": _l("Owner of the level")}
 
 
 def deadline_label(deadline, definition) -> str:
-    """The stored (Dutch) label; in English the definition's label_en of the same deadline, if it has one."""
-    if is_english():
-        for step in [definition.open, *definition.transitions]:
-            for spec in step.deadlines:
-                if spec["kind"] == deadline.kind and (spec.get("label") or "") == (deadline.label or "") \
-                        and spec.get("label_en"):
-                    return spec["label_en"]
-    return deadline.label or humanize(deadline.kind)
+    """The stored (Dutch) label; in English the label_en of the definition's deadline with that kind and label.
+
+    Retention replaces a label by the kind: the definition's words stand in for it then.
+    """
+    stored = deadline.label if deadline.label and deadline.label != deadline.kind else ""
+    if stored and not is_english():
+        return stored
+    for step in [definition.open, *definition.transitions]:
+        for spec in step.deadlines:
+            if spec["kind"] == deadline.kind and (not stored or spec.get("label") == stored):
+                return label(spec, stored or deadline.kind)
+    words = step_deadline_label(definition, deadline.kind)
+    if words == deadline.kind and stored:
+        return stored
+    return words + stored[stored.index(":"):] if ": " in stored else words  # an action keeps its description
+
+
+def step_deadline_label(definition, kind: str) -> str:
+    """The definition's words for a deadline kind; one made per item ("action_2") is "Actie 2"."""
+    return pick(*deadline_words(definition, kind))
 
 
 def role_label(role: str) -> str:
-    return str(ROLE_LABELS.get(role, humanize(role)))
+    text = ROLE_LABELS.get(role)
+    if text is not None:
+        return str(text)
+    words = vocabulary.ROLE_WORDS.get(role)
+    return pick(*words) if words else str(role)
 
 
-# Choice values are codes in the definitions; people read these.
-CHOICE_LABELS = {
-    "progress_meeting": _l("Progress meeting"),
-    "suitability_assessment": _l("Suitability assessment"),
-    "final_assessment": _l("Final assessment"),
-    "suitable": _l("Suitable"),
-    "extend": _l("Extend the training"),
-    "unsuitable": _l("Unsuitable"),
-    "shop_floor": _l("Shop floor"),
-    "quality_instrument": _l("Quality instrument"),
-    "visitation": _l("Visitation"),
-    "aios": _l("An aios"),
-    "other": _l("Other"),
-    "illness": _l("Illness"),
-    "leave": _l("Leave"),
-}
+def is_choice_code(value) -> bool:
+    return isinstance(value, str) and value in vocabulary.CHOICES
 
 
 def choice_label(value) -> str:
-    text = CHOICE_LABELS.get(value)
-    return str(text) if text is not None else humanize(str(value))
+    """A choice value's words (workflows/vocabulary.py; a choice among roles reads as the role)."""
+    words = vocabulary.CHOICES.get(value)
+    if words:
+        return pick(*words)
+    return role_label(value) if value in ROLE_LABELS or value in vocabulary.ROLE_WORDS else str(value)
+
+
+# What the audit trail's events are called (engine/audit.py, engine/deadlines.py, engine/privacy.py).
+EVENT_LABELS = {
+    "opened": _l("Case opened"),
+    "transition": _l("Step taken"),
+    "document_added": _l("Document written"),
+    "document_signed": _l("Document signed"),
+    "deadline_reminder": _l("Reminder sent"),
+    "deadline_overdue": _l("Term passed"),
+    "escalated_automatically": _l("Escalated automatically"),
+    "legal_hold_placed": _l("Legal hold placed"),
+    "legal_hold_lifted": _l("Legal hold lifted"),
+    "pseudonymised": _l("Personal data pseudonymised"),
+    "erased": _l("Content erased after the retention term"),
+    "note_added": _l("Note added"),
+}
+
+
+def event_label(type_: str) -> str:
+    text = EVENT_LABELS.get(type_)
+    return str(text) if text is not None else str(type_)
 
 
 VERDICTS = {"agreed": _l("agreed"), "seen_not_agreed": _l("seen, not agreed")}
