@@ -16,6 +16,9 @@ from engine.clock import FixedClock
 from engine.models import Base, Institution, Region, RoleAssignment, User, WorkflowDefinition
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+# Two-step verification is off for the suite's apps (every create_app reads this): its users log in with
+# a password alone. The identity tests (tests/test_mfa.py, tests/test_oidc.py) set the roles that need it.
+os.environ["TRAJECT_MFA_ROLES"] = ""
 PG_URL = os.environ.get("TEST_POSTGRES_URL")
 
 

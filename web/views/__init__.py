@@ -12,7 +12,7 @@ from flask import Flask
 from flask_babel import lazy_gettext as _l
 
 from ..extensions import babel, csrf, login_manager
-from . import admin, auth, cases, dashboard, i18n  # noqa: F401  (routes on `ui`)
+from . import account, admin, auth, cases, dashboard, i18n, sso, users  # noqa: F401  (routes on `ui`)
 from .blueprint import ui
 
 
