@@ -79,20 +79,32 @@ def clock():
     return FixedClock(START)
 
 
-@pytest.fixture
-def app(database_url, clock, tmp_path, monkeypatch):
-    monkeypatch.setenv("TRAJECT_ENV", "testing")
+def make_app(database_url, clock, instance, **config):
+    """The app of one test (the `app` fixture's, with `config` on top); `close_app` after it."""
     from web.app import create_app
-    from web.extensions import db, limiter
+    from web.extensions import limiter
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "TESTING": True, "CLOCK": clock,
-                      "TRAJECT_INSTANCE": str(tmp_path / "instance"), "RGS_ADDRESS": "rgs@example.org"})
+                      "TRAJECT_INSTANCE": str(instance), "RGS_ADDRESS": "rgs@example.org", **config})
     limiter.reset()
-    yield app
+    return app
+
+
+def close_app(app) -> None:
+    from web.extensions import db
+
     with app.app_context():
         db.session.remove()
         _empty(db.engine)
         db.engine.dispose()
+
+
+@pytest.fixture
+def app(database_url, clock, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAJECT_ENV", "testing")
+    app = make_app(database_url, clock, tmp_path / "instance")
+    yield app
+    close_app(app)
 
 
 from flows import empty_tables as _empty  # noqa: E402

@@ -83,8 +83,7 @@ def complete() -> tuple[dict, dict]:
     if not data or not request.args.get("code"):
         raise SsoRefused("state: unknown or reused")
     try:
-        token = client.fetch_access_token(code=request.args["code"], redirect_uri=data.get("redirect_uri"),
-                                          code_verifier=data.get("code_verifier"))
+        token = exchange(client, request.args["code"], data.get("redirect_uri"), data.get("code_verifier"))
     except (OAuthError, OSError, ValueError) as exc:
         raise SsoRefused(f"token exchange: {exc}") from exc
     claims = validate_id_token(client, token, data.get("nonce"))
@@ -95,6 +94,11 @@ def complete() -> tuple[dict, dict]:
             raise SsoRefused("userinfo: another subject")
         claims = {**info, **claims}
     return claims, token
+
+
+def exchange(client, code: str, redirect_uri: str | None, code_verifier: str | None) -> dict:
+    """The code for tokens at the provider's token endpoint (with the PKCE verifier)."""
+    return client.fetch_access_token(code=code, redirect_uri=redirect_uri, code_verifier=code_verifier)
 
 
 def validate_id_token(client, token: dict, nonce: str | None) -> dict:

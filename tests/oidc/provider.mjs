@@ -76,7 +76,7 @@ server.listen(Number(process.env.PORT || 0), "127.0.0.1", () => {
     cookies: { keys: ["traject-test-provider-cookie-key"] },
     pkce: { required: () => true },
     acrValues: [PWD_ACR, MFA_ACR],
-    claims: { openid: ["sub"], email: ["email", "email_verified"], profile: ["name"], employee: ["employee_number"] },
+    claims: { openid: ["sub", "acr", "amr", "auth_time"], email: ["email", "email_verified"], profile: ["name"], employee: ["employee_number"] },
     scopes: ["openid", "email", "profile", "employee"],
     features: {
       devInteractions: { enabled: false },
