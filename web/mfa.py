@@ -60,23 +60,19 @@ def qr_svg(text: str) -> str:
     return segno.make(text, error="m").svg_inline(scale=5, dark="#000", light="#fff", title="QR")
 
 
-def totp_matches(secret: str, code: str) -> bool:
-    """Does `code` belong to the current time step or a neighbour (a phone's clock drifts)?"""
+def matching_step(secret: str, code: str) -> int | None:
+    """The time step `code` belongs to: the current one or a neighbour (a phone's clock drifts)."""
     step = int(wall_clock()) // STEP
     totp = pyotp.TOTP(secret)
-    return any(hmac.compare_digest(totp.at((step + d) * STEP), code) for d in (-1, 0, 1))
+    return next((c for c in (step - 1, step, step + 1) if hmac.compare_digest(totp.at(c * STEP), code)), None)
 
 
 def _check_totp(user: User, code: str) -> bool:
-    step = int(wall_clock()) // STEP
-    totp = pyotp.TOTP(user.totp_secret)
-    for candidate in (step - 1, step, step + 1):
-        if hmac.compare_digest(totp.at(candidate * STEP), code):
-            if user.totp_last_step is not None and candidate <= user.totp_last_step:
-                return False  # this code (or a later one) was used already
-            user.totp_last_step = candidate
-            return True
-    return False
+    step = matching_step(user.totp_secret, code)
+    if step is None or (user.totp_last_step is not None and step <= user.totp_last_step):
+        return False  # wrong, or this code (or a later one) was used already
+    user.totp_last_step = step
+    return True
 
 
 def _digest(code: str) -> str:
@@ -104,11 +100,11 @@ def verify(user: User, code: str | None) -> str | None:
     return "recovery" if _use_recovery_code(user, code) else None
 
 
-def enrol(user: User, secret: str, *, confirmed: bool = False) -> list[str]:
-    """Store the secret; returns fresh recovery codes (shown once, kept only as hashes). `confirmed`:
-    the user has just shown a current code, which may then not log in again."""
+def enrol(user: User, secret: str, *, used_step: int | None = None) -> list[str]:
+    """Store the secret; returns fresh recovery codes (shown once, kept only as hashes). `used_step`:
+    the time step of the code the user confirmed the enrolment with, which may then not log in again."""
     user.totp_secret = secret
-    user.totp_last_step = int(wall_clock()) // STEP + 1 if confirmed else None
+    user.totp_last_step = used_step
     user.mfa_enrolled_at = now()
     db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     codes = [f"{secrets.token_hex(3)}-{secrets.token_hex(3)}" for _ in range(RECOVERY_CODES)]

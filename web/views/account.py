@@ -43,8 +43,9 @@ def mfa_enrol():
     session[SETUP] = secret
     error = None
     if request.method == "POST":
-        if mfa.totp_matches(secret, (request.form.get("otp") or "").strip()):
-            codes = mfa.enrol(user, secret, confirmed=True)
+        step = mfa.matching_step(secret, (request.form.get("otp") or "").strip())
+        if step is not None:
+            codes = mfa.enrol(user, secret, used_step=step)
             security_log.record("mfa.enrolled", user=user, actor=user, method="totp")
             db.session.commit()
             session.pop(SETUP, None)
