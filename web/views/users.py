@@ -282,7 +282,7 @@ def security_log_page():
     _admin_only_page()
     events = list(security_log.events(limit=300))
     ids = {e.user_id for e in events} | {e.actor_id for e in events}
-    names = dict(db.session.execute(select(User.id, User.name).where(User.id.in_(ids - {None})))) if ids else {}
+    names = dict(db.session.execute(select(User.id, User.name).where(User.id.in_(ids - {None}))).all())
     return render_template("security_log.html", events=events, names=names)
 
 
