@@ -74,6 +74,16 @@ def database_url(request, tmp_path_factory):
     return url
 
 
+@pytest.fixture(scope="session")
+def provider(tmp_path_factory):
+    """A real OpenID provider on loopback, once per test session (tests/oidc_provider.py)."""
+    from oidc_provider import start, stop
+
+    running = start(tmp_path_factory.mktemp("oidc") / "provider.log")
+    yield running
+    stop(running)
+
+
 @pytest.fixture
 def clock():
     return FixedClock(START)

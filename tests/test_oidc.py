@@ -21,18 +21,11 @@ from sqlalchemy import select
 
 from conftest import close_app, make_app
 from engine.models import Notification, RoleAssignment, SecurityEvent, User
-from oidc_provider import OTHER_CLIENT_ID, at_provider, start, stop
+from oidc_provider import OTHER_CLIENT_ID, at_provider
 from web.config import DEFAULT_MFA_ROLES
 from web.extensions import db
 
 MFA_ROLES = tuple(DEFAULT_MFA_ROLES.split(","))
-
-
-@pytest.fixture(scope="session")
-def provider(tmp_path_factory):
-    running = start(tmp_path_factory.mktemp("oidc") / "provider.log")
-    yield running
-    stop(running)
 
 
 @pytest.fixture
