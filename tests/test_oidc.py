@@ -352,3 +352,17 @@ def test_a_password_logout_stays_local(world, people):
     signed_in(world.app, world.client, world.users["aios"])
     response = world.client.post("/logout", data={"csrf_token": csrf(world.client)})
     assert response.headers["Location"].endswith("/login")
+
+
+def test_a_provider_that_does_not_answer_gives_a_page_not_an_error(world, people, monkeypatch):
+    import requests as http
+
+    def down(*args, **kwargs):
+        raise http.ConnectionError("refused")
+
+    client = world.app.extensions["traject.oidc"].create_client("sso")
+    client.server_metadata = {}  # nothing cached: the discovery document is asked for again
+    monkeypatch.setattr(http.Session, "request", down)
+    response = world.client.post("/auth/oidc/login", data={"csrf_token": csrf(world.client)})
+    assert response.status_code == 503
+    assert "provider unreachable" in last_event(world.app).detail

@@ -28,7 +28,12 @@ INVITED = "sso_invitation_user"
 def oidc_login():
     if not oidc.enabled():
         abort(404)
-    return oidc.begin()
+    try:
+        return oidc.begin()
+    except (OSError, ValueError) as exc:  # the provider's discovery document does not answer
+        return _refused(503, _("Login not completed"),
+                        _("The login through your organisation could not be verified. Try again."),
+                        detail=f"provider unreachable: {type(exc).__name__}")
 
 
 def _refused(status: int, heading: str, message: str, *, detail: str, email: str = "", user=None):
