@@ -137,10 +137,22 @@ class User(Base):
     created_at: Mapped[datetime]
     # Raised at logout and password change: every browser session of the user signed before ends.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # Single sign-on: the account is the IdP's stable subject (issuer + sub), never a name (migration 0006).
+    oidc_issuer: Mapped[Optional[str]] = mapped_column(String(255))
+    oidc_subject: Mapped[Optional[str]] = mapped_column(String(255))
+    employee_number: Mapped[Optional[str]] = mapped_column(String(64), unique=True)
+    # TOTP (RFC 6238): the shared secret, set once enrolment is confirmed; the last time step used,
+    # so that one code is never accepted twice.
+    totp_secret: Mapped[Optional[str]] = mapped_column(String(64))
+    totp_last_step: Mapped[Optional[int]] = mapped_column(BigInteger)
+    mfa_enrolled_at: Mapped[Optional[datetime]]
+    # Who stands in for this user (plv. opleider), set by an administrator.
+    deputy_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
 
     roles: Mapped[list["RoleAssignment"]] = relationship(
         back_populates="user", lazy="selectin", cascade="all, delete-orphan"
     )
+    __table_args__ = (UniqueConstraint("oidc_issuer", "oidc_subject", name="uq_user_account_oidc_subject"),)
 
 
 class RoleAssignment(Base):
@@ -160,6 +172,46 @@ class RoleAssignment(Base):
 
     user: Mapped[User] = relationship(back_populates="roles")
     institution: Mapped[Optional[Institution]] = relationship(lazy="joined")
+
+
+class RecoveryCode(Base):
+    """A one-time MFA recovery code; only its hash is kept."""
+
+    __tablename__ = "recovery_code"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[Optional[datetime]]
+
+
+class Invitation(Base):
+    """A one-time link to set a first password (or to tie the account to its SSO subject)."""
+
+    __tablename__ = "invitation"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[Optional[datetime]]
+
+
+class SecurityEvent(Base):
+    """The security log: every login, failure, logout and change to an account (web/security_log.py)."""
+
+    __tablename__ = "security_event"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    outcome: Mapped[str] = mapped_column(String(20))
+    method: Mapped[str] = mapped_column(String(20), default="")
+    user_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"), index=True)
+    actor_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    email: Mapped[str] = mapped_column(String(254), default="")
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(300), default="")
+    detail: Mapped[str] = mapped_column(String(500), default="")
 
 
 class WorkflowDefinition(Base):

@@ -16,6 +16,9 @@ from engine.clock import FixedClock
 from engine.models import Base, Institution, Region, RoleAssignment, User, WorkflowDefinition
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+# Two-step verification is off for the suite's apps (every create_app reads this): its users log in with
+# a password alone. The identity tests (tests/test_mfa.py, tests/test_oidc.py) set the roles that need it.
+os.environ["TRAJECT_MFA_ROLES"] = ""
 PG_URL = os.environ.get("TEST_POSTGRES_URL")
 
 
@@ -71,25 +74,47 @@ def database_url(request, tmp_path_factory):
     return url
 
 
+@pytest.fixture(scope="session")
+def provider(tmp_path_factory):
+    """A real OpenID provider on loopback, once per test session (tests/oidc_provider.py)."""
+    from oidc_provider import start, stop
+
+    running = start(tmp_path_factory.mktemp("oidc") / "provider.log")
+    yield running
+    stop(running)
+
+
 @pytest.fixture
 def clock():
     return FixedClock(START)
 
 
-@pytest.fixture
-def app(database_url, clock, tmp_path, monkeypatch):
-    monkeypatch.setenv("TRAJECT_ENV", "testing")
+def make_app(database_url, clock, instance, **config):
+    """The app of one test (the `app` fixture's, with `config` on top); `close_app` after it."""
     from web.app import create_app
-    from web.extensions import db, limiter
+    from web.extensions import limiter
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "TESTING": True, "CLOCK": clock,
-                      "TRAJECT_INSTANCE": str(tmp_path / "instance"), "RGS_ADDRESS": "rgs@example.org"})
+                      "TRAJECT_INSTANCE": str(instance), "RGS_ADDRESS": "rgs@example.org", **config})
     limiter.reset()
-    yield app
+    return app
+
+
+def close_app(app) -> None:
+    from web.extensions import db
+
     with app.app_context():
         db.session.remove()
         _empty(db.engine)
         db.engine.dispose()
+
+
+@pytest.fixture
+def app(database_url, clock, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAJECT_ENV", "testing")
+    app = make_app(database_url, clock, tmp_path / "instance")
+    yield app
+    close_app(app)
 
 
 from flows import empty_tables as _empty  # noqa: E402

@@ -16,7 +16,7 @@ from engine.models import AuditEvent, Case, Deadline, Document, Notification, Ro
 from flows import PLAN, evaluation, fire, ok, open_internal, sign, to_guidance, to_plan
 
 API = "/api/v1"
-PASSWORD = "correct horse battery staple"
+PASSWORD = "paarse olifant op de fiets"  # passes the policy (web/passwords.py)
 
 
 # -- helpers -------------------------------------------------------------------------

@@ -203,6 +203,11 @@ ADMIN_API = {"admin": 200, None: 403}
 HOLD_PROBE = {"admin": 422, None: 403}  # a blank reason: refused after the role check (403 before any lookup)
 OVERVIEW_PAGE = {**{name: 200 for name in REGIONAL_OVERVIEW | {"admin"}}, None: 404}
 ADMIN_ONLY = {"admin": 200, None: 404}
+# User administration (web/views/users.py): the administrator, and the COC chair for the accounts of
+# their institution. The probed account ("former", below) is a deactivated aios of meander.
+USER_ADMINS = {"admin": 200, "coc": 200, "coc_gelre": 200, None: 404}
+OF_MEANDER = {"admin": 200, "coc": 200, None: 404}
+CHANGE_OF_MEANDER = {"admin": 303, "coc": 303, None: 404}
 
 SIGN = {"verdict": "seen_not_agreed", "comment": "probe"}
 LOGIN = {"email": "{email}", "password": "not the password"}  # one failed attempt per account
@@ -258,6 +263,26 @@ RULES: dict[str, Rule] = {
     "GET /admin": Rule(page(ADMIN_ONLY)),
     "POST /admin/audit/verify": Rule(page({"admin": 303, None: 404})),
     "GET /account/password": Rule(page(200)),
+    "GET /account/mfa": Rule(page(200)),
+    "POST /account/mfa": Rule(page(422), {"otp": "not a code"}),
+    "POST /login/mfa": Rule(everyone(303), {"otp": "123456"}),  # no password step before it: back to /login
+    "POST /auth/oidc/login": Rule(everyone(404)),  # no provider configured here (tests/test_oidc.py)
+    "GET /auth/oidc/callback": Rule(everyone(404)),
+    "GET /invite/<token>": Rule(everyone(404)),
+    "POST /invite/<token>": Rule(everyone(404), {"new": "x", "repeat": "x"}),
+    "POST /invite/<token>/sso": Rule(everyone(404)),
+    "GET /admin/users": Rule(page(USER_ADMINS)),
+    "POST /admin/users/invite": Rule(page({**USER_ADMINS, "admin": 303, "coc": 303, "coc_gelre": 303}),
+                                     {"email": "", "name": ""}),  # refused: no address
+    "GET /admin/users/<user_id>": Rule(page(OF_MEANDER)),
+    "POST /admin/users/<user_id>/active": Rule(page(CHANGE_OF_MEANDER), {"active": "0"}),  # stays deactivated
+    "POST /admin/users/<user_id>/roles": Rule(page(CHANGE_OF_MEANDER), {"role": ""}),  # refused: no role
+    "POST /admin/users/<user_id>/roles/<assignment_id>/withdraw": Rule(page(404)),  # no such assignment
+    "POST /admin/users/<user_id>/mfa/reset": Rule(page(CHANGE_OF_MEANDER)),
+    "POST /admin/users/<user_id>/deputy": Rule(page(CHANGE_OF_MEANDER), {"deputy": ""}),
+    "POST /admin/users/<user_id>/invite": Rule(page(CHANGE_OF_MEANDER)),  # refused: deactivated
+    "GET /admin/security-log": Rule(page(ADMIN_ONLY)),
+    "GET /admin/security-log.csv": Rule(page(ADMIN_ONLY)),
     "POST /account/password": Rule(page(422), {"current": "wrong", "new": "x", "repeat": "y"}),
     "GET /cases/<case_id>": Rule(page(visible(200)), on="case"),
     "POST /cases/<case_id>/fire": Rule(page(visible(fire_probe)), {"trigger": "{trigger}",
@@ -272,7 +297,8 @@ RULES: dict[str, Rule] = {
     "POST /documents/<document_id>/sign": Rule(page(visible(sign_probe)), SIGN, on="document"),
 }
 
-ARGUMENTS = {"key": "internal_guidance", "workflow": "dispute", "filename": "app.css"}
+ARGUMENTS = {"key": "internal_guidance", "workflow": "dispute", "filename": "app.css", "token": "no-such-invitation",
+             "assignment_id": MISSING}
 
 
 def route_key(rule, method: str) -> str:
@@ -337,7 +363,7 @@ def region(database_url, tmp_path_factory):
         for name in USERS:
             tokens[name], _ = issue_token(db.session.get(User, users[name]), clock.now())
         db.session.commit()
-    arguments = dict(ARGUMENTS)
+    arguments = dict(ARGUMENTS, user_id=_former(app, insts))
     routes = app_routes(app)
     if "POST /api/v1/cases/<case_id>/legal-holds" in routes:  # a legal hold to lift (probes never lift it)
         hold = app.test_client().post(f"/api/v1/cases/{cases['internal@meander'].id}/legal-holds",
@@ -375,6 +401,19 @@ def _people(app):
         users[name] = user.id
     db.session.commit()
     return users, {code: inst.id for code, inst in insts.items()}
+
+
+def _former(app, insts) -> int:
+    """A deactivated aios of meander: the account the user administration's probes are about."""
+    from web.extensions import db
+
+    with app.app_context():
+        user = User(email="former@test.nl", name="Former", active=False, created_at=START)
+        region_id = db.session.get(Institution, insts["meander"]).region_id
+        user.roles.append(RoleAssignment(role="aios", institution_id=insts["meander"], region_id=region_id))
+        db.session.add(user)
+        db.session.commit()
+        return user.id
 
 
 def _cases(app, users):

@@ -19,7 +19,7 @@ from engine.models import AuthToken, User
 from flows import browser, csrf_token, ok, open_internal, to_plan
 
 API = "/api/v1"
-PASSWORD = "correct horse battery staple"
+PASSWORD = "paarse olifant op de fiets"  # passes the policy (web/passwords.py)
 ROOT = Path(__file__).resolve().parent.parent
 
 

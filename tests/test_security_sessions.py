@@ -21,7 +21,7 @@ from engine.models import AuthToken, User
 from flows import browser, csrf_token, ok
 
 API = "/api/v1"
-PASSWORD = "correct horse battery staple"
+PASSWORD = "paarse olifant op de fiets"  # passes the policy (web/passwords.py)
 NEW_PASSWORD = "another horse battery staple"
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import event, select
 from engine.models import AccessLog, Case, User
 from flows import PLAN, browser, csrf_token, evaluation, fire, ok, open_internal, sign, to_guidance, to_plan
 
-PASSWORD = "correct horse battery staple"
+PASSWORD = "paarse olifant op de fiets"  # passes the policy (web/passwords.py)
 WEB = Path(__file__).resolve().parent.parent / "web"
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from flask import Flask, render_template
 
-from . import api, errors, health, runtime, security, views
+from . import api, errors, health, oidc, runtime, security, views
 from . import config as config_module
 from .auth import load_session_user
 from .bodies import check_json_body
@@ -28,6 +28,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.instance_path = app.config["TRAJECT_INSTANCE"]
     private_dir(app.instance_path)
     register_extensions(app)
+    oidc.register(app)
     runtime.set_up(app)
     api.register(app)
     errors.register(app)

@@ -17,6 +17,10 @@ MIN_SECRET_BYTES = 32
 
 log = logging.getLogger(__name__)
 
+# The roles that read personal trajectories of others (CONTRACT.md section 3, and the record's deputy).
+DEFAULT_MFA_ROLES = "opleider,plv_opleider,coc_chair,hr,vertrouwenspersoon,admin"
+DEFAULT_MFA_ACR = "https://refeds.org/profile/mfa,http://schemas.microsoft.com/claims/multipleauthn"
+
 
 class ConfigError(RuntimeError):
     pass
@@ -42,6 +46,34 @@ def fixed_now(env, mode: str) -> datetime | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(env.get("TRAJECT_TIMEZONE", "Europe/Amsterdam")))
     return moment.astimezone(timezone.utc)
+
+
+def _words(value: str | None) -> tuple[str, ...]:
+    return tuple(w.strip() for w in (value or "").split(",") if w.strip())
+
+
+def oidc_from_env(env) -> dict:
+    """Single sign-on (OpenID Connect): one provider, configured when issuer and client id are set."""
+    issuer = (env.get("OIDC_ISSUER") or "").rstrip("/")
+    if issuer and not env.get("OIDC_CLIENT_ID"):
+        raise ConfigError("OIDC_ISSUER is set but OIDC_CLIENT_ID is not")
+    return {
+        "OIDC_ISSUER": issuer,
+        "OIDC_CLIENT_ID": env.get("OIDC_CLIENT_ID", ""),
+        "OIDC_CLIENT_SECRET": env.get("OIDC_CLIENT_SECRET", ""),
+        "OIDC_NAME": env.get("OIDC_NAME") or "",
+        "OIDC_SCOPE": env.get("OIDC_SCOPE", "openid email profile"),
+        # The claim that carries the e-mail address (or the employee number) of a first login, and the
+        # account field it is compared with: `email` or `employee_number`.
+        "OIDC_CLAIM": env.get("OIDC_CLAIM", "email"),
+        "OIDC_USER_FIELD": env.get("OIDC_USER_FIELD", "email"),
+        "OIDC_JIT": env.get("OIDC_JIT", "0") == "1",
+        # What counts as a second factor in the ID token: any of these amr values or acr values.
+        "OIDC_MFA_AMR": _words(env.get("OIDC_MFA_AMR", "mfa")),
+        "OIDC_MFA_ACR": _words(env.get("OIDC_MFA_ACR", DEFAULT_MFA_ACR)),
+        "OIDC_ACR_VALUES": env.get("OIDC_ACR_VALUES", ""),
+        "OIDC_REDIRECT_URI": env.get("OIDC_REDIRECT_URI", ""),
+    }
 
 
 def _dev_secret(instance: Path) -> str:
@@ -106,5 +138,9 @@ def from_env(env=None) -> dict:
         "TRAJECT_AUDIT_KEY": env.get("TRAJECT_AUDIT_KEY") or "",
         "TRAJECT_DAILY_INTERVAL": float(env.get("TRAJECT_DAILY_INTERVAL", "86400")),
         "RGS_ADDRESS": env.get("RGS_ADDRESS"),
+        # Identity (docs/identity.md): the roles that must log in with a second factor, invitations.
+        "TRAJECT_MFA_ROLES": _words(env.get("TRAJECT_MFA_ROLES", DEFAULT_MFA_ROLES)),
+        "TRAJECT_INVITE_DAYS": int(env.get("TRAJECT_INVITE_DAYS") or 7),
+        **oidc_from_env(env),
         "TRAJECT_REGION_CONFIG": env.get("TRAJECT_REGION_CONFIG"),
     }

@@ -26,7 +26,7 @@ import hashlib
 import unicodedata
 from urllib.parse import unquote, urlsplit
 
-from flask import Flask, Response, has_request_context, request
+from flask import Flask, Response, current_app, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -88,10 +88,20 @@ class SessionInterface(SecureCookieSessionInterface):
         return bool(app.config.get("SESSION_COOKIE_SECURE")) or (has_request_context() and request.is_secure)
 
 
+def _page_csp() -> str:
+    # The single sign-on forms (log in, log out) post here and are redirected on to the identity
+    # provider: form-action governs those redirects too, so the provider's origin joins 'self'.
+    issuer = current_app.config.get("OIDC_ISSUER")
+    if not issuer:
+        return PAGE_CSP
+    parts = urlsplit(issuer)
+    return PAGE_CSP.replace("form-action 'self'", f"form-action 'self' {parts.scheme}://{parts.netloc}")
+
+
 def _headers(response: Response) -> Response:
     static = request.endpoint == "static"
     if "Content-Security-Policy" not in response.headers:
-        response.headers["Content-Security-Policy"] = {"text/html": PAGE_CSP, "application/pdf": PDF_CSP}.get(
+        response.headers["Content-Security-Policy"] = {"text/html": _page_csp(), "application/pdf": PDF_CSP}.get(
             response.mimetype, NONE_CSP)
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)

@@ -19,6 +19,9 @@ class ErrorSchema(Schema):
 class TokenRequest(Schema):
     email = fields.String(required=True, validate=validate.Length(min=3, max=254))
     password = fields.String(required=True, validate=validate.Length(min=1, max=1000))
+    # CONTRACT.md section 10: once the account has two-step verification, the current TOTP code
+    # (or a recovery code).
+    otp = fields.String(validate=validate.Length(max=64))
 
 
 class TokenResponse(Schema):

@@ -6,7 +6,7 @@ from flask.views import MethodView
 
 from engine.models import User
 
-from .. import auth
+from .. import auth, mfa, security_log
 from ..errors import error_response
 from ..extensions import db
 from ..runtime import now
@@ -30,9 +30,18 @@ class Tokens(MethodView):
         """Log in: exchange e-mail and password for a bearer token."""
         user = auth.check_credentials(body["email"], body["password"])
         if user is None:
-            auth.password_failed()
-            return error_response(401, "unauthenticated", "wrong e-mail or password")
+            return _refused(body["email"].strip().lower(), None, "password", "wrong e-mail or password")
+        method = "password"
+        if mfa.enrolled(user):
+            second = mfa.verify(user, body.get("otp"))
+            if second is None:
+                return _refused(user.email, user, "password+otp", "a valid one-time code (otp) is needed")
+            method += "+" + second
+        elif mfa.required(user):
+            return _refused(user.email, user, method, "two-step verification is required for this account: "
+                                                      "set it up on the web pages first")
         token, expires = auth.issue_token(user, now())
+        security_log.record("login", user=user, method=method, detail="api token")
         db.session.commit()
         return {"token": token, "expires_at": expires}
 
@@ -42,6 +51,12 @@ class Tokens(MethodView):
         auth.revoke_current(now())
         db.session.commit()
         return None
+
+
+def _refused(email: str, user: User | None, method: str, message: str):
+    auth.password_failed()  # a wrong code spends the account's login budget like a wrong password
+    security_log.record_failure("login", email=email, user=user, method=method, detail=f"api token: {message}")
+    return error_response(401, "unauthenticated", message)
 
 
 @api.route("/me")

@@ -12,6 +12,7 @@ from engine.models import Institution, Programme, Region, RoleAssignment, User
 from workflows import default_programme
 from workflows.roles import INSTITUTION_ROLES, PROGRAMME_ROLES, ROLES
 
+from .. import mfa, passwords, security_log
 from ..auth import hash_password
 from ..extensions import db
 from ..runtime import now
@@ -104,15 +105,55 @@ def user_create(email, name, role, institution_code, password_stdin, language, p
     password = None
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
-        if len(password) < 12:
-            raise click.ClickException("the password must have at least 12 characters")
+        problem = passwords.problem(password, email)
+        if problem:
+            raise click.ClickException(problem[0] % problem[1])
     account = User(email=email, name=name, language=language, active=True, created_at=now(),
                    password_hash=hash_password(password) if password else None)
     account.roles.append(RoleAssignment(role=role, institution_id=inst.id if inst else None, region_id=region.id,
                                         programme=programme_code))
     db.session.add(account)
+    db.session.flush()
+    security_log.record("user.created", user=account, method="cli", detail=f"role={role}")
     db.session.commit()
     click.echo(account.id)
+
+
+def _account(email: str) -> User:
+    account = db.session.scalar(select(User).where(User.email == email.strip().lower()))
+    if account is None:
+        raise click.ClickException(f"no user with e-mail {email}")
+    return account
+
+
+@user.group("mfa")
+def user_mfa():
+    """Two-step verification (TOTP) of local accounts."""
+
+
+@user_mfa.command("enable")
+@click.option("--email", required=True)
+@with_appcontext
+def user_mfa_enable(email):
+    """Enrol TOTP; prints the otpauth:// URI on stdout (the recovery codes go to stderr)."""
+    account = _account(email)
+    secret = mfa.new_secret()
+    codes = mfa.enrol(account, secret)
+    security_log.record("mfa.enrolled", user=account, method="cli")
+    db.session.commit()
+    click.echo("recovery codes (each valid once): " + " ".join(codes), err=True)
+    click.echo(mfa.uri(account, secret))
+
+
+@user_mfa.command("reset")
+@click.option("--email", required=True)
+@with_appcontext
+def user_mfa_reset(email):
+    """Remove the account's TOTP and recovery codes (it enrols again at the next login)."""
+    account = _account(email)
+    mfa.reset(account)
+    security_log.record("mfa.reset", user=account, method="cli")
+    db.session.commit()
 
 
 @click.group()

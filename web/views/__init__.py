@@ -12,7 +12,7 @@ from flask import Flask
 from flask_babel import lazy_gettext as _l
 
 from ..extensions import babel, csrf, login_manager
-from . import admin, auth, cases, dashboard, i18n, listing, records  # noqa: F401  (routes on `ui`)
+from . import account, admin, auth, cases, dashboard, i18n, listing, records, sso, users  # noqa: F401  (routes on `ui`)
 from . import blueprint
 from .blueprint import ui
 
