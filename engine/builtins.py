@@ -139,8 +139,10 @@ def deadline_words(definition, kind: str) -> tuple[str, str]:
         for spec in step.deadlines:
             if spec["kind"] == kind:
                 return spec.get("label") or kind, spec.get("label_en") or spec.get("label") or kind
-            if spec.get("for_each") and spec["kind"] == base and number.isdigit():
-                return f"{spec.get('label') or base} {number}", f"{spec.get('label_en') or spec.get('label') or base} {number}"
+            if spec.get("for_each") and spec["kind"] == base:
+                nl, en = spec.get("label") or base, spec.get("label_en") or spec.get("label") or base
+                # an item named by its number reads "Actie 2"; one named by its id (ladders) just "Actie"
+                return (f"{nl} {number}", f"{en} {number}") if number.isdigit() else (nl, en)
     return kind, kind
 
 

@@ -21,9 +21,10 @@ from . import audit, fields, outbox
 from .calendar import WEEKENDS_ONLY, Rolled, WorkingCalendar, local_date, term_end
 from .canonical import canonical_json, sha256_hex
 from .clock import FixedClock, SystemClock
-from .deadlines import due_date, new_deadline
+from .deadlines import due_date, late as passed, new_deadline
 from .definitions import Definition, Step, latest_rows
 from .errors import Forbidden, NotFound, PreconditionFailed, TransitionNotAllowed, ValidationError, VersionConflict
+from .inbox import next_level_owner
 from .machine import destination, triggers_from
 from .models import (
     DEADLINE_OPEN,
@@ -690,8 +691,6 @@ class Engine:
 
         Allowed to whoever the passed deadline shows up for besides its owner (`next_level_owner`:
         a COC chair on an overdue GBT); returns the ids of the deadlines reminded of."""
-        from .deadlines import late as passed
-        from .inbox import next_level_owner
 
         now = self.clock.now()
         case = self.get_case(session, actor, case_id, for_update=True)

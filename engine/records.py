@@ -106,13 +106,14 @@ def _plain(value):
 
 def change(session: Session, *, subject_id: int, region_id: int, programme: str, actor_id: int | None,
            values: dict, now: datetime, reason: str = "", case_id: int | None = None,
-           placement_id: int | None = None) -> TrainingRecord:
-    """Apply model `values` to the subject's record (created if absent, placed at `placement_id`),
-    recording what changed."""
+           placement_id: int | None = None, employer_id: int | None = None) -> TrainingRecord:
+    """Apply model `values` to the subject's record (created if absent, placed at `placement_id` and
+    employed by `employer_id`), recording what changed."""
     record = get(session, subject_id)
     if record is None:
         record = TrainingRecord(subject_id=subject_id, region_id=region_id, programme=programme,
-                                placement_id=placement_id, status=RecordStatus.IN_TRAINING, updated_at=now,
+                                placement_id=placement_id, employer_id=employer_id,
+                                status=RecordStatus.IN_TRAINING, updated_at=now,
                                 audit_seq=0, audit_head="")
         session.add(record)
         session.flush()

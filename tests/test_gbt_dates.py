@@ -57,7 +57,9 @@ def test_the_refusal_names_the_first_and_last_possible_end_dates(world):
     case = open_gbt(opleider, world.users["aios"])
     body = add_doc(opleider, case, "adjusted_iop", {**IOP, "start_date": "2026-04-01", "end_date": "2026-10-01"}, 422)
     [message] = body["error"]["details"]["content.end_date"]
-    assert "between 2026-06-30 and 2026-09-30" in message and "tussen 2026-06-30 en 2026-09-30" in message
+    # the dates as a reader writes them, not ISO dates
+    assert "between 30 June 2026 and 30 September 2026" in message
+    assert "tussen 30 juni 2026 en 30 september 2026" in message
 
 
 # -- rule 2: no decision ahead, IOP not before the decision, meetings within the period -------------
@@ -170,7 +172,8 @@ def test_a_termination_recorded_afterwards_counts_from_its_own_decision_date(wor
     assert "data.termination_date" in body["error"]["details"]  # not in the future
     case = fire(opleider, case, "terminate", {"end_date": "2026-06-01", "termination_date": "2026-05-31"})
     [notice] = [d for d in case["documents"] if d["kind"] == "termination_notice"]
-    assert notice["content"]["dispute_closes_on"] == "2026-06-28"  # 31 May + 4 weeks
+    # 31 May + 4 weeks is Sunday 28 June: the window rolls to the next working day (CONTRACT.md section 8)
+    assert notice["content"]["dispute_closes_on"] == "2026-06-29"
 
 
 def test_the_termination_end_date_agrees_with_the_assessment_that_names_one(world):
@@ -296,9 +299,17 @@ def test_the_aios_receives_the_written_decision_with_the_dispute_windows_closing
 
 
 def test_the_window_length_comes_from_the_dispute_definition(world, monkeypatch):
-    import workflows.guards as guards
+    # The window is the GBT's configured term `dispute_window` (guards.dispute_window_closes); both the
+    # letter's number of weeks and its last day follow that term.
+    from engine.commands import Engine
 
-    monkeypatch.setattr(guards, "dispute_weeks", lambda ctx: 6)
+    term_spec = Engine.term_spec
+
+    def six_weeks(self, session, case, name):
+        spec = term_spec(self, session, case, name)
+        return {**spec, "after": {"weeks": 6}} if name == "dispute_window" and spec else spec
+
+    monkeypatch.setattr(Engine, "term_spec", six_weeks)
     case = open_gbt(world.api("opleider"), world.users["aios"])
     [letter] = [d for d in case["documents"] if d["kind"] == "gbt_decision"]
     assert (letter["content"]["dispute_weeks"], letter["content"]["dispute_closes_on"]) == ("6", "2026-04-13")

@@ -13,7 +13,7 @@ import re
 import pytest
 from pypdf import PdfReader
 
-from flows import fire, ok
+from flows import fire, ok, with_rso_chair
 from test_gbt import open_dispute, open_gbt, terminated, to_assessed
 from test_ladders import signal
 
@@ -65,28 +65,32 @@ def test_the_specialty_comes_from_the_region_not_from_the_letter(world, app):
 
 
 def test_the_outcome_report_and_the_extension_letter(world):
-    opleider = world.api("opleider")
-    case = fire(opleider, to_assessed(world, "suitable"), "conclude")
+    case = to_assessed(world, "suitable")
+    opleider = world.api("opleider")  # the walk moved the clock on: a fresh session
+    case = fire(opleider, case, "conclude")
     text, _ = read(opleider, case, "rgs_outcome")
     check(text, case["id"], "Geachte leden van de RGS,", "Uitkomst geïntensiveerd begeleidingstraject",
           "Hierbij meld ik u de uitkomst", "9 juli 2026", "Uitkomst: geschikt", "Aios (aios)")
 
 
 def test_the_extension_letter_names_the_new_end_date(world):
+    case = to_assessed(world, "extend", new_training_end_date="2027-03-01")  # the signed assessment names it
     opleider = world.api("opleider")
-    case = fire(opleider, to_assessed(world, "extend"), "extend", {"new_training_end_date": "2027-03-01"})
+    case = fire(opleider, case, "extend", {"new_training_end_date": "2027-03-01"})
     text, _ = read(opleider, case, "rgs_outcome")
     check(text, case["id"], "Geachte leden van de RGS,", "Verlenging van de opleiding",
           "nieuwe einddatum van de opleiding is 1 maart 2027", "9 juli 2026")
 
 
 def test_the_termination_letter_is_written_by_the_opleider_in_the_first_person_with_the_dispute_date(world):
-    aios = world.api("aios")
     case = terminated(world)
+    aios = world.api("aios")
     text, _ = read(aios, case, "termination_notice")
-    check(text, case["id"], "Geachte Aios,", "heb ik u beoordeeld", "heb ik op 2 maart 2026 besloten",
-          "Uw opleiding eindigt op 1 september 2026", "tot en met 30 maart 2026",
-          "Bijlage(n) – Geschiktheidsbeoordeling, versie 1", "Afschrift aan – Registratiecommissie")
+    # decided on the day of the termination (10 July 2026, after the minimum term); the window: 4 weeks
+    check(text, case["id"], "Geachte Aios,", "heb ik u beoordeeld", "heb ik op 10 juli 2026 besloten",
+          "Uw opleiding eindigt op 1 september 2026", "tot en met 7 augustus 2026",
+          "Bijlage(n) – Geschiktheidsbeoordeling, versie 1", "U en ik melden de uitkomst samen aan de RGS")
+    assert "Afschrift aan" not in text  # the notice goes to the aios; the RGS gets the co-signed outcome report
     assert not re.search(r"\bde opleider\b", text), "the opleider signs: 'ik', not 'de opleider'"
 
 
@@ -99,8 +103,9 @@ def test_the_termination_mail_carries_the_letter_and_the_assessment(world):
         rows = db.session.query(Notification).filter_by(case_id=case["id"], kind="gbt_termination_notice").all()
         kinds = {n.recipient_role: [db.session.get(Document, a["document_id"]).kind for a in n.attachments]
                  for n in rows}
+    # the notice goes to the aios; the RGS gets the outcome report that opleider and aios sign together
     assert kinds == {"subject": ["termination_notice", "suitability_assessment"],
-                     "external:rgs": ["termination_notice", "suitability_assessment"]}
+                     "external:rgs": ["rgs_outcome"]}
 
 
 def test_the_dispute_receipt_is_signed_by_the_coc_chair_with_the_mediation_date(world):
@@ -109,16 +114,17 @@ def test_the_dispute_receipt_is_signed_by_the_coc_chair_with_the_mediation_date(
     coc, aios = world.api("coc"), world.api("aios")
     dispute = fire(coc, ok(aios.get("/cases?workflow=dispute"))["items"][0], "acknowledge")
     text, _ = read(aios, dispute, "receipt_confirmation")
-    check(text, dispute["id"], "Geachte Aios,", "Hierbij bevestig ik de ontvangst", "ingediend op 2 maart 2026",
-          "uiterlijk op 13 april 2026", "Coc voorzitter COC, Meander MC", "bewijs van ontvangst")
+    # lodged on the day of the termination (10 July 2026); mediation within the configured 6 weeks
+    check(text, dispute["id"], "Geachte Aios,", "Hierbij bevestig ik de ontvangst", "ingediend op 10 juli 2026",
+          "Binnen 6 weken, dus uiterlijk op 21 augustus 2026,", "Coc voorzitter COC, Meander MC", "bewijs van ontvangst")
 
 
 def test_the_art4_letter_to_the_rgs_comes_from_the_r_coc(world):
+    with_rso_chair(world)  # the voorzitter RSO owns escalated_rso_chair
     rso, coc, rvb, rcoc = world.api("rso"), world.api("coc"), world.api("rvb"), world.api("rcoc")
     case = fire(rso, signal(world), "discuss", {"with_coc_board": True})
     case = fire(rso, case, "escalate", {"reason": "Blijvende zorg"})
-    case = fire(rso, case, "escalate", {"reason": "Geen verbetering"})
-    for api in (coc, rvb):
+    for api in (world.api("rso_chair"), coc, rvb):
         case = fire(api, case, "escalate", {"reason": "Geen verbetering"})
     case = fire(rcoc, case, "escalate", {"reason": "Verschil van inzicht", "fundamental_disagreement": True})
     text, _ = read(rcoc, case, "rgs_escalation_letter")
@@ -156,7 +162,8 @@ def test_the_art_2_6_report_to_the_rgs(world):
     case = ok(rso.post("/cases", json={"workflow": "rso_consultation", "institution": "meander", "title": "K",
                                        "data": {"shortcoming": "Supervisie onvoldoende", "requirement": "quality"}}),
               201)
-    case = fire(rso, case, "escalate_quality", {"reason": "Niet nagekomen"})
+    case = fire(rso, case, "escalate_quality", {"reason": "Niet nagekomen",  # within the 30-day term
+                                                "justification": "De Partij weigert elk overleg"})
     ladder = ok(world.api("coc").get(f"/cases/{case['child_ids'][0]}"))
     ladder = fire(world.api("coc"), ladder, "escalate", {"reason": "Geen verbetering"})
     ladder = fire(rso, ladder, "escalate", {"reason": "Geen verbetering", "other_parties_decision": "Partijen"})

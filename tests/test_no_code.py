@@ -17,7 +17,7 @@ import pytest
 from babel.messages.pofile import read_po
 
 from conftest import ROLES
-from flows import browser, evaluation, fire, ok, open_internal, sign, to_guidance
+from flows import browser, evaluation, fire, ok, open_internal, sign, to_guidance, with_rso_chair
 
 PO = Path(__file__).resolve().parent.parent / "web" / "translations" / "nl" / "LC_MESSAGES" / "messages.po"
 IOP = {"goals": ["Zelfstandig anesthesie bij ASA 1-2"], "conditions": "Vaste supervisor",
@@ -60,6 +60,8 @@ def walk_guidance_and_gbt(world):
     gbt = attempt(opleider, gbt, "start")
     signed_doc(opleider, aios, gbt, "progress_report", {"meeting_date": "2026-05-09", "summary": "Op koers"})
     gbt = attempt(opleider, gbt, "record_progress_meeting")
+    world.app.extensions["traject"].clock.advance(days=130)  # the assessment waits for the minimum term
+    opleider, aios, coc = world.api("opleider"), world.api("aios"), world.api("coc")
     signed_doc(opleider, aios, gbt, "suitability_assessment", {
         "assessment_date": "2026-07-09", "outcome": "unsuitable", "motivation": "Beoordeeld"})
     gbt = attempt(opleider, gbt, "assess")
@@ -73,7 +75,9 @@ def walk_guidance_and_gbt(world):
 
 
 def walk_ladders(world):
+    with_rso_chair(world)
     rso, coc, rvb, rcoc, regio = (world.api(n) for n in ("rso", "coc", "rvb", "rcoc", "regio"))
+    chair = world.api("rso_chair")
     case = ok(world.api("aios").post("/cases", json={
         "workflow": "escalation", "institution": "meander", "title": "Supervisie in de avonddienst",
         "data": {"description": "Geen bereikbare supervisor", "source": "shop_floor"}}), 201)
@@ -81,16 +85,16 @@ def walk_ladders(world):
     case = attempt(rso, case, "agree_actions", {"actions": [
         {"description": "Rooster aanpassen", "owner_role": "coc_chair", "due_date": "2026-04-01"},
         {"description": "Bereikbaarheid evalueren", "owner_role": "rso_board", "due_date": "2026-05-01"}]})
-    case = attempt(rso, case, "complete_action", {"action": 1})
+    case = attempt(rso, case, "complete_action", {"action": case["data"]["actions"][0]["id"]})
     case = attempt(rso, case, "monitor", {"review_date": "2026-06-01"})
-    for who in (rso, rso, coc, rvb):
+    for who in (rso, chair, coc, rvb):
         case = attempt(who, case, "escalate", {"reason": "Blijvende zorg"})
     attempt(rcoc, case, "escalate", {"reason": "Verschil van inzicht", "fundamental_disagreement": True})
     for requirement, trigger in (("quality", "escalate_quality"), ("obligations", "escalate_obligations")):
         consult = ok(rso.post("/cases", json={
             "workflow": "rso_consultation", "institution": "meander", "title": "Onvoldoende supervisie",
             "data": {"shortcoming": "Supervisie voldoet niet", "requirement": requirement}}), 201)
-        consult = attempt(rso, consult, trigger, {"reason": "Niet nagekomen"})
+        consult = attempt(rso, consult, trigger, {"reason": "Niet nagekomen", "justification": "Direct gevaar"})
         for child_id in consult.get("child_ids", []):
             ladder = ok(coc.get(f"/cases/{child_id}"))
             for who, extra in ((coc, {}), (rso, {"other_parties_decision": "Partijen 12 mei 2026"}), (rvb, {}),
@@ -357,9 +361,9 @@ def test_unmet_conditions_name_fields_values_and_terms_in_words(world):
     assert "Acties 1: Eigenaar is verplicht" in messages and "Acties 1: Uiterlijk is verplicht" in messages
     case = fire(rso, case, "agree_actions", {"actions": [
         {"description": "Rooster", "owner_role": "coc_chair", "due_date": "2026-04-01"}]})
-    body = fire(rso, case, "complete_action", {"action": 5}, status=422)
-    assert [u["message_nl"] for u in body["error"]["details"]["unmet"]] == ["er is geen openstaande Actie 5"]
-    assert [u["message"] for u in body["error"]["details"]["unmet"]] == ["there is no open Action 5"]
+    body = fire(rso, case, "complete_action", {"action": "a5"}, status=422)  # actions are named by their id
+    assert [u["message_nl"] for u in body["error"]["details"]["unmet"]] == ["er is geen openstaande Actie"]
+    assert [u["message"] for u in body["error"]["details"]["unmet"]] == ["there is no open Action"]
     consult = ok(rso.post("/cases", json={"workflow": "rso_consultation", "institution": "meander", "title": "O",
                                           "data": {"shortcoming": "Roosters", "requirement": "quality"}}), 201)
     body = fire(rso, consult, "escalate_obligations", {"reason": "x"}, status=422)
@@ -396,5 +400,5 @@ def test_field_errors_come_all_at_once_with_dutch_field_names_and_dates(world):
         "content.end_date": "09-04-2026", "content.goals": "Zelfstandig werken"})
     text = visible(refused.get_data(as_text=True))
     assert refused.status_code == 422
-    assert "tussen 9 juni 2026 en 9 september 2026" in text
+    assert "tussen 8 juni 2026 en 8 september 2026" in text  # the end date is the last day (CONTRACT.md §4)
     assert text.count("Dit veld is verplicht") >= 2  # conditions and assessment method, at once

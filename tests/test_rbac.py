@@ -203,6 +203,10 @@ ADMIN_API = {"admin": 200, None: 403}
 HOLD_PROBE = {"admin": 422, None: 403}  # a blank reason: refused after the role check (403 before any lookup)
 OVERVIEW_PAGE = {**{name: 200 for name in REGIONAL_OVERVIEW | {"admin"}}, None: 404}
 ADMIN_ONLY = {"admin": 200, None: 404}
+
+RECORD_EDITORS = ("opleider", "opleider2", "coc", "admin")
+RECORD_READ = {**{n: 200 for n in (*RECORD_EDITORS, "aios", "hr")}, None: 404}
+RECORD_WRITE = {**{n: 200 for n in RECORD_EDITORS}, "aios": 403, "hr": 403, None: 404}
 # User administration (web/views/users.py): the administrator, and the COC chair for the accounts of
 # their institution. The probed account ("former", below) is a deactivated aios of meander.
 USER_ADMINS = {"admin": 200, "coc": 200, "coc_gelre": 200, None: 404}
@@ -285,6 +289,11 @@ RULES: dict[str, Rule] = {
     "GET /admin/security-log.csv": Rule(page(ADMIN_ONLY)),
     "POST /account/password": Rule(page(422), {"current": "wrong", "new": "x", "repeat": "y"}),
     "GET /cases/<case_id>": Rule(page(visible(200)), on="case"),
+    # the training record of meander's aios (CONTRACT.md section 7): readers, editors (an empty change)
+    "GET /api/v1/training-records/<aios_id>": Rule(api(RECORD_READ)),
+    "PUT /api/v1/training-records/<aios_id>": Rule(api(RECORD_WRITE), {}),
+    "GET /records/<aios_id>": Rule(page(RECORD_READ)),
+    "POST /records/<aios_id>": Rule(page({**RECORD_WRITE, **{n: 303 for n in RECORD_EDITORS}}), {}),
     "POST /cases/<case_id>/fire": Rule(page(visible(fire_probe)), {"trigger": "{trigger}",
                                                                   "expected_version": "{version}"}, on="case"),
     "POST /cases/<case_id>/documents": Rule(page(visible(document_page_probe)), {"kind": "{kind}"}, on="case"),
@@ -363,7 +372,7 @@ def region(database_url, tmp_path_factory):
         for name in USERS:
             tokens[name], _ = issue_token(db.session.get(User, users[name]), clock.now())
         db.session.commit()
-    arguments = dict(ARGUMENTS, user_id=_former(app, insts))
+    arguments = dict(ARGUMENTS, user_id=_former(app, insts), aios_id=users["aios"])
     routes = app_routes(app)
     if "POST /api/v1/cases/<case_id>/legal-holds" in routes:  # a legal hold to lift (probes never lift it)
         hold = app.test_client().post(f"/api/v1/cases/{cases['internal@meander'].id}/legal-holds",

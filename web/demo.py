@@ -340,6 +340,7 @@ def _escalations(eng: Engine, users: dict, now: datetime) -> None:
     """Escalations (art. 4) standing at the rungs of LADDER, and an RSO report (art. 2.6 / 2.7) with the
     COC chairs of Rijnstate and Gelderse Vallei, so that every COC chair has an escalation waiting."""
     rso, r_coc = eng.actor_for(users[email("rso_board")]), eng.actor_for(users[email("r_coc_chair")])
+    rso_chair = eng.actor_for(users[email("rso_chair")])
     for code, rung, days_ago in LADDER:
         signaller = eng.actor_for(users[email("aios", code, 2)])
         moment = now - timedelta(days=days_ago + 20)
@@ -348,7 +349,7 @@ def _escalations(eng: Engine, users: dict, now: datetime) -> None:
                                           data={"description": SIGNALS[code]})
         db.session.flush()
         steps = [(rso, "discuss", {"with_coc_board": True}), (rso, "escalate", {"reason": "Geen verbetering na "
-                 "het gesprek met de opleider."}), (rso, "escalate", {"reason": "De RSO-voorzitter ziet geen "
+                 "het gesprek met de opleider."}), (rso_chair, "escalate", {"reason": "De RSO-voorzitter ziet geen "
                                                                             "verbetering."})]
         coc, rvb = eng.actor_for(users[email("coc_chair", code)]), eng.actor_for(users[email("rvb", code)])
         steps += [(coc, "escalate", {"reason": "De maatregelen van de afdeling helpen onvoldoende."}),

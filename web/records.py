@@ -38,7 +38,8 @@ def place_of(aios_id: int) -> tuple[TrainingRecord | None, RecordPlace]:
     home = _aios_home(aios_id)
     if home is None:
         raise NotFound("training record not found", {"aios_id": aios_id})
-    return None, RecordPlace(aios_id, home[0], None, home[1], engine().config.default_programme)
+    # Not yet written: placed and employed where the aios holds the role (as engine.scope.employed_at has it).
+    return None, RecordPlace(aios_id, home[0], home[0], home[1], engine().config.default_programme)
 
 
 def visible_record(aios_id: int) -> tuple[TrainingRecord | None, RecordPlace]:
@@ -89,7 +90,7 @@ def update(aios_id: int, body: dict, *, actor=None, reason: str = "") -> dict:
     when = now()
     records.change(db.session, subject_id=aios_id, region_id=place.region_id, programme=programme,
                              actor_id=actor.id, values=values, now=when, reason=body.get("reason") or reason,
-                             placement_id=place.placement_id)
+                             placement_id=place.placement_id, employer_id=place.employer_id)
     new_responsible = values.get("responsible_opleider_id")
     if new_responsible and new_responsible != (record.responsible_opleider_id if record else None):
         personal = [k for k, d in engine().latest(db.session).items() if d.category == "personal"]

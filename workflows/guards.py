@@ -304,6 +304,12 @@ def training_not_terminated(ctx: Context):
                  "de opleiding van deze aios is beëindigd (opleidingsgegevens)", field="subject_id")
 
 
+def _step_words(ctx: Context) -> str:
+    """What people call the step that changed the record: "Geïntensiveerd begeleidingstraject: Opleiding beëindigen"."""
+    step = ctx.definition.step(ctx.trigger, ctx.case.state) if ctx.trigger else None
+    return f"{ctx.definition.title}: {step.label}" if step is not None and step.label else ctx.definition.title
+
+
 def update_training_record(ctx: Context, status: str, expected_end_date: str | None = None):
     """A step that decides on the training writes it into the aios' training record (CONTRACT.md section 7)."""
     values = {"status": RecordStatus(status)}
@@ -312,8 +318,8 @@ def update_training_record(ctx: Context, status: str, expected_end_date: str | N
     case = ctx.case
     records.change(ctx.session, subject_id=case.subject_id, region_id=case.region_id,
                    programme=case.programme or ctx.config.default_programme, actor_id=ctx.actor.id,
-                   values=values, now=ctx.now, reason=f"{case.workflow_key}:{ctx.trigger}", case_id=case.id,
-                   placement_id=case.institution_id)
+                   values=values, now=ctx.now, reason=_step_words(ctx), case_id=case.id,
+                   placement_id=case.institution_id, employer_id=case.institution_id)
     return {"training_record": {k: v.isoformat() if hasattr(v, "isoformat") else str(v) for k, v in values.items()}}
 
 

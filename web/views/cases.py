@@ -18,6 +18,7 @@ from engine import builtins, fields
 from engine.calendar import local_date
 from engine.errors import Forbidden, PreconditionFailed, TransitionNotAllowed, ValidationError, VersionConflict
 from engine import notes
+from engine.inbox import next_level_owner
 from engine.models import DEADLINE_OPEN, DEADLINE_WAITING, Case, Document, Notification
 from workflows import roles, terms
 
@@ -107,7 +108,6 @@ def render_case(case_id: int, state: FormState | None = None, status: int = 200)
 
 def _may_remind(case_: Case, page, actor) -> list[str]:
     """The passed deadlines the reader, as the next level, may remind their owner of (labels)."""
-    from engine.inbox import next_level_owner
 
     if next_level_owner(page.definition, case_.state) not in actor.roles_on(case_):
         return []

@@ -11,7 +11,7 @@ from sqlalchemy import or_, select
 
 from engine import overview
 from engine.inbox import inbox
-from engine.models import Case, Institution, User, WorkflowDefinition
+from engine.models import Case, Deadline, Institution, User, WorkflowDefinition
 from workflows.roles import ROLES
 
 from .. import svg
@@ -63,9 +63,20 @@ def _todo(actor, moment) -> list[dict]:
     items = [i for i in inbox(db.session, engine(), actor, moment) if i["reason"] in TODO_REASONS]
     cases = {c.id: c for c in db.session.scalars(select(Case).where(Case.id.in_({i["case_id"] for i in items})))}
     g.setdefault("listed", []).extend(cases.values())
+    ids = {i["deadline_id"] for i in items if i.get("deadline_id")}
+    deadlines = {d.id: d for d in db.session.scalars(select(Deadline).where(Deadline.id.in_(ids)))} if ids else {}
     return [{"case": cases[i["case_id"]], "reason": TODO_REASONS[i["reason"]], "late": i["reason"] ==
-             "deadline_overdue", "detail": i.get("detail") or "", "due_at": i.get("due_at")}
+             "deadline_overdue", "detail": _todo_detail(i, cases[i["case_id"]], deadlines), "due_at": i.get("due_at")}
             for i in items if i["case_id"] in cases][:LIST_LIMIT]
+
+
+def _todo_detail(item: dict, case: Case, deadlines: dict) -> str:
+    """The item's words in the reader's language (the inbox carries the engine's Dutch ones)."""
+    definition = engine().definition(case.definition)
+    deadline = deadlines.get(item.get("deadline_id"))
+    if deadline is not None:
+        return i18n.deadline_label(deadline, definition)
+    return i18n.state_label(definition, case.state) if item["reason"] in ("escalation", "action_required") else ""
 
 
 def _open_rows(actor, moment, *conditions, limit=LIST_LIMIT):

@@ -14,11 +14,15 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 
+from flask import g
 from flask_babel import gettext as _
+from sqlalchemy import select
 
 from engine.fields import parse_date
+from engine.models import Institution, RoleAssignment, User
 
-from .i18n import choice_label, is_english, label
+from ..extensions import db
+from .i18n import choice_label, is_english, label, role_label
 
 _DMY = re.compile(r"^\s*(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})\s*$")
 
@@ -110,15 +114,7 @@ def build(specs: dict, prefix: str, id_prefix: str, values, errors: dict, requir
 
 def _people() -> list[tuple[str, str]]:
     """Staff of the reader's region (no aios, no administrators): (id, "name — role, institution")."""
-    from flask import g
-    from sqlalchemy import select
-
-    from engine.models import Institution, RoleAssignment, User
-
-    from ..extensions import db
-    from .i18n import role_label
-
-    regions = {r for _role, _inst, r in g.actor.assignments}
+    regions = {r for _role, _inst, r, *_ in g.actor.assignments}
     rows = db.session.execute(
         select(User.id, User.name, RoleAssignment.role, Institution.name)
         .join(RoleAssignment, RoleAssignment.user_id == User.id)

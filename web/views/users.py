@@ -36,7 +36,7 @@ def chaired(actor) -> set[int] | None:
     """The institutions whose accounts `actor` manages; None: every account (an administrator)."""
     if actor.has_role("admin"):
         return None
-    return {inst for role, inst, _region in actor.assignments if role == "coc_chair" and inst is not None}
+    return {inst for role, inst, *_ in actor.assignments if role == "coc_chair" and inst is not None}
 
 
 def user_admin(view):
