@@ -20,7 +20,9 @@ def test_after_intensify_the_page_goes_to_the_new_gbt(world):
     client = browser(world, "opleider")
     response, _ = post(client, f"/cases/{case['id']}/fire", {
         "trigger": "intensify", "expected_version": str(case["version"]), "data.report": "Verslag",
-        "data.decision_moment": "progress_meeting", "data.aios_informed_of_dispute_procedure": "on"})
+        "data.decision_moment": "progress_meeting", "data.aios_informed_of_dispute_procedure": "on",
+        # the pages ask for the joint decision of the RSO's opleiders (required_on_pages)
+        "data.joint_decision.date": "2026-03-02", "data.joint_decision.consulted": "Kerngroep RSO"})
     assert response.status_code == 303, page(response, 303)
     with world.app.app_context():
         from web.extensions import db
@@ -35,10 +37,14 @@ def test_a_final_decision_says_which_letters_went_to_whom(world):
     case = to_assessed(world, "unsuitable")
     client = browser(world, "opleider")
     response, _ = post(client, f"/cases/{case['id']}/fire", {
-        "trigger": "terminate", "expected_version": str(case["version"]), "data.end_date": "2026-09-01"})
-    assert response.status_code == 303
+        "trigger": "terminate", "expected_version": str(case["version"]), "data.end_date": "2026-09-01",
+        "data.termination_joint_decision.date": "2026-07-09",
+        "data.termination_joint_decision.consulted": "Kerngroep RSO"})
+    assert response.status_code == 303, page(response, 303)
     html = text(page(client.get(response.headers["Location"])))
-    assert "Brief verstuurd: Besluit tot beëindiging van de opleiding, aan Aios, RGS" in html
+    # the notice to the aios; the RGS gets the outcome report (co-signed by opleider and aios) instead
+    assert "Brief verstuurd: Besluit tot beëindiging van de opleiding, aan Aios." in html
+    assert "Brief verstuurd: Melding uitkomst GBT aan de RGS, aan RGS." in html
 
 
 def test_the_dispute_form_says_why_it_is_closed_after_the_window(world, clock):

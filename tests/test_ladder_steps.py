@@ -30,7 +30,8 @@ ACTIONS = [{"description": "Rooster aanpassen zodat elke avonddienst een supervi
 def pdf_text(api, document_id) -> str:
     response = api.get(f"/documents/{document_id}/pdf")
     assert response.status_code == 200 and response.mimetype == "application/pdf"
-    return " ".join(page.extract_text() for page in PdfReader(io.BytesIO(response.data)).pages).replace("\n", " ")
+    # the common letter layout justifies its lines, which stretches their spaces
+    return " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(response.data)).pages).split())
 
 
 def inbox(api) -> list[dict]:

@@ -32,7 +32,7 @@ def test_no_page_of_any_role_violates_the_policy(live, new_context):
         for link in ("/cases", "/overview", "/admin", "/cases/new", "/account/password"):
             page.goto(link)
         page.goto("/cases")
-        first = page.locator("table.cases a").first
+        first = page.locator("table.cases tbody a").first  # the header links sort the list
         if first.count():
             first.click()
             expect(page.locator("h1")).to_be_visible()
