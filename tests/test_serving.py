@@ -32,13 +32,14 @@ def _get(url: str) -> int | None:
 
 def test_traject_web_is_gunicorn_with_an_access_log_and_stops_on_sigterm(app, database_url, tmp_path):
     port = free_port()
-    env = {**environment(database_url, tmp_path / "web"), "WEB_CONCURRENCY": "2"}
+    # a short graceful timeout: a worker still booting on a loaded machine must not outlast the test
+    env = {**environment(database_url, tmp_path / "web"), "WEB_CONCURRENCY": "2", "TRAJECT_WEB_TIMEOUT": "5"}
     server = start(["web", "--port", str(port)], env)
     try:
         wait_for(lambda: _get(f"http://127.0.0.1:{port}/healthz") == 200, what="/healthz", process=server)
     finally:
         server.send_signal(signal.SIGTERM)  # by its pid: gunicorn's master finishes requests, stops its workers
-        out, err = server.communicate(timeout=20)
+        out, err = server.communicate(timeout=40)
     assert server.returncode == 0, err[-3000:]
     assert "Starting gunicorn" in err and err.count("Booting worker") == 2
     assert "GET /healthz" in out + err  # the access log

@@ -276,3 +276,23 @@ def test_the_export_quotes_cells_a_spreadsheet_would_run(world):
     world.client.post(API + "/auth/tokens", json={"email": "=cmd|calc@x.nl", "password": "x"})
     admin = as_user(world, "admin")
     assert "'=cmd|calc@x.nl" in admin.get("/admin/security-log.csv").get_data(as_text=True)
+
+
+def test_an_opleider_role_is_given_with_its_programme_and_only_programme_roles_keep_one(world):
+    from engine.models import Programme
+
+    with world.app.app_context():
+        programme = Programme(region_id=world.region_id, code="kindergeneeskunde", name="Kindergeneeskunde")
+        db.session.add(programme)
+        db.session.commit()
+        programme_id = programme.id
+    admin, uid = as_user(world, "admin"), world.users["aios2"]
+    token = csrf(admin)
+    for role in ("opleider", "hr"):
+        given = admin.post(f"/admin/users/{uid}/roles", data={
+            "csrf_token": token, "role": role, "institution": str(world.institutions["gelre"]),
+            "programme": str(programme_id)})
+        assert given.status_code == 303
+    with world.app.app_context():
+        held = {a.role: a.programme for a in db.session.get(User, uid).roles}
+    assert held["opleider"] == "kindergeneeskunde" and held["hr"] is None  # HR covers every programme

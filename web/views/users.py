@@ -20,8 +20,8 @@ from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from sqlalchemy import select
 
-from engine.models import Institution, Region, RoleAssignment, User
-from workflows.roles import INSTITUTION_ROLES, ROLES
+from engine.models import Institution, Programme, Region, RoleAssignment, User
+from workflows.roles import INSTITUTION_ROLES, PROGRAMME_ROLES, ROLES
 
 from .. import invitations, mfa, oidc, security_log
 from ..auth import end_all_sessions, hash_password
@@ -74,6 +74,8 @@ class ScopeField:
     label: object  # a lazy translation
     column: str
     choices: Callable[[], list]
+    stored: str = "id"  # the attribute of the chosen row the column keeps (a programme: its code)
+    roles: tuple[str, ...] = ()  # only these roles have it (none: every role)
 
 
 def _institutions() -> list[Institution]:
@@ -88,9 +90,15 @@ def _regions() -> list[Region]:
     return list(db.session.scalars(select(Region).order_by(Region.name)))
 
 
+def _programmes() -> list[Programme]:
+    return list(db.session.scalars(select(Programme).order_by(Programme.name)))
+
+
 SCOPE_FIELDS = (
     ScopeField("institution", _l("Institution"), "institution_id", _institutions),
     ScopeField("region", _l("Region"), "region_id", _regions),
+    # opleider, plv. opleider and the RSO roles serve one programme; none chosen: the region's default
+    ScopeField("programme", _l("Programme"), "programme", _programmes, stored="code", roles=PROGRAMME_ROLES),
 )
 
 
@@ -124,7 +132,8 @@ def assignment_from_form() -> tuple[dict | None, str | None]:
         chosen["region"] = region = regions[0] if regions else None
     if region is None:
         return None, _("There is no region yet.")
-    columns = {f.column: (chosen[f.name].id if chosen[f.name] is not None else None) for f in SCOPE_FIELDS}
+    columns = {f.column: (getattr(chosen[f.name], f.stored) if chosen[f.name] is not None
+                          and (not f.roles or role in f.roles) else None) for f in SCOPE_FIELDS}
     return {"role": role, **columns}, None
 
 
