@@ -10,7 +10,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import yaml
-from fpdf import FPDF
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -54,14 +53,8 @@ def datetime_nl(value: datetime) -> str:
 _FILTERS = {"datum": datum, "moment": lambda v: MOMENTS.get(v, v), "uitkomst": lambda v: OUTCOMES.get(v, v)}
 
 
-class _Pdf(FPDF):
-    footer_text = ""
-
-    def footer(self):
-        self.set_y(-15)
-        self.set_font("DejaVu", size=7)
-        self.set_text_color(90, 90, 90)
-        self.multi_cell(0, 3.5, f"{self.footer_text}   —   pagina {self.page_no()}/{{nb}}", align="C")
+# The same page (footer with the document's identity and page numbers) as the letters.
+_Pdf = letters.LetterPdf
 
 
 def _new_pdf(title: str, created: datetime) -> _Pdf:
@@ -114,7 +107,7 @@ def render(document: Document, case: Case, definition: dict, users: dict[int, Us
     return bytes(pdf.output())
 
 
-def _letter(document: Document, case: Case, spec: dict, region_name: str) -> FPDF:
+def _letter(document: Document, case: Case, spec: dict, region_name: str) -> _Pdf:
     institution = case.institution
     content = {**{k: "" for k in spec["fields"]}, **document.content}
     context = {"institution_city": institution.city or "", "institution_name": institution.name,
