@@ -38,9 +38,7 @@ venv: $(VENV)/.installed
 run: venv
 	$(RUN_ENV) $(BIN)/traject db upgrade
 	$(RUN_ENV) $(BIN)/traject demo
-	# One web worker: with several, a browser session signed by one worker was refused by the next
-	# (seen 2026-12-02; the cause is still open, see the closing note of that session).
-	$(RUN_ENV) WEB_CONCURRENCY=$${WEB_CONCURRENCY:-1} $(BIN)/traject run
+	$(RUN_ENV) $(BIN)/traject run
 
 test: venv
 	PYTHON=$(BIN)/python scripts/with-postgres scripts/test-suite $(PYTEST_ARGS)

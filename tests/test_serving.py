@@ -5,15 +5,19 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import textwrap
 import urllib.request
+from datetime import datetime, timezone
 
 import click
 import pytest
+import requests
 
+from engine.models import User
 from mailservers import free_port
 from test_worker_cli import environment, start, stop, wait_for
 from web.cli.supervise import Child, supervise
@@ -43,6 +47,45 @@ def test_traject_web_is_gunicorn_with_an_access_log_and_stops_on_sigterm(app, da
     assert server.returncode == 0, err[-3000:]
     assert "Starting gunicorn" in err and err.count("Booting worker") == 2
     assert "GET /healthz" in out + err  # the access log
+
+
+def _login(port: int, email: str, password: str) -> requests.Session:
+    browser = requests.Session()
+    page = browser.get(f"http://127.0.0.1:{port}/login", timeout=10)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    answer = browser.post(f"http://127.0.0.1:{port}/login", allow_redirects=False, timeout=10,
+                          data={"email": email, "password": password, "csrf_token": token})
+    assert answer.status_code in (302, 303) and "/login" not in answer.headers["Location"], answer.text[:500]
+    return browser
+
+
+def test_no_request_is_served_with_another_visitors_login(app, world, database_url, tmp_path):
+    # Every request its own app context: with the CLI's app context left pushed, gunicorn's workers served
+    # one visitor's `g` (the logged-in user, the CSRF token) and database session to the next.
+    from web.auth import hash_password, issue_token
+    from web.extensions import db
+
+    with app.app_context():
+        user = db.session.get(User, world.users["opleider"])
+        user.password_hash = hash_password("a long enough passphrase 7")
+        token, _ = issue_token(user, datetime.now(timezone.utc))  # the server runs on the real clock
+        db.session.commit()
+    port = free_port()
+    env = {**environment(database_url, tmp_path / "web"), "WEB_CONCURRENCY": "2", "TRAJECT_WEB_TIMEOUT": "5"}
+    server = start(["web", "--port", str(port)], env)
+    try:
+        wait_for(lambda: _get(f"http://127.0.0.1:{port}/healthz") == 200, what="/healthz", process=server)
+        browser = _login(port, "opleider@test.nl", "a long enough passphrase 7")
+        for _ in range(12):  # enough to reach both workers after each other's requests
+            assert browser.get(f"http://127.0.0.1:{port}/", allow_redirects=False, timeout=10).status_code == 200
+            anonymous = requests.get(f"http://127.0.0.1:{port}/", allow_redirects=False, timeout=10)
+            assert anonymous.status_code == 302 and "/login" in anonymous.headers["Location"]
+            assert requests.get(f"http://127.0.0.1:{port}/api/v1/inbox", timeout=10,
+                                headers={"Authorization": f"Bearer {token}"}).status_code == 200
+            assert requests.get(f"http://127.0.0.1:{port}/api/v1/inbox", timeout=10).status_code == 401
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=40)
 
 
 def test_web_concurrency_and_timeouts():

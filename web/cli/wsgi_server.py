@@ -6,6 +6,7 @@ before forking and again in every worker, so that no two processes ever share a 
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 
@@ -80,4 +81,8 @@ def serve_gunicorn(app: Flask, host: str, port: int, workers: int) -> None:
                     "set a shared storage (e.g. redis://) or WEB_CONCURRENCY=1", workers)
     with app.app_context():
         db.engine.dispose()
-    _Server(app, gunicorn_settings(app, host, port, workers)).run()
+    server = _Server(app, gunicorn_settings(app, host, port, workers))
+    # Outside the command's app context (Flask's CLI pushes one): a request finding an app context of its
+    # app already pushed reuses it instead of pushing its own, and with it `g` (the logged-in user, the
+    # CSRF token) and the database session, so one visitor's login served the next (seen 2026-12-02).
+    contextvars.Context().run(server.run)
