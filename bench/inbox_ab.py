@@ -1,5 +1,7 @@
-"""GET /api/v1/inbox (paged) vs the pre-paging view (commit 0b04bd9's web/api/inbox.py, registered beside it
-on the same app), for an opleider responsible for N open cases; alternating rounds in one process."""
+"""GET /api/v1/inbox (paged, the owned cases read only as far as the page goes) vs the page cut from the whole
+list (what commit 2116bfe's inbox_page did: every item computed, then the first 50 kept), run in a request
+context of the same URL beside it on the same app, for an opleider responsible for N open cases; alternating
+rounds in one process. (Before 2116bfe's predecessor, the view answered every item: commit 0b04bd9.)"""
 import os, sys, time  # noqa: E401
 sys.path.insert(0, os.getcwd())
 from bench.common import make_app, seed, create_schema, percentile, counted
@@ -17,9 +19,9 @@ from web.api.schemas import InboxItem
 from web.extensions import db
 from web.runtime import engine, now
 
-# The pre-paging view's body, verbatim, run in a request context of the same URL after the API's authentication.
+# The previous paged view: the whole list (engine.inbox.inbox computes every item), then one page of it.
 def old_view():
-    items = inbox(db.session, engine(), g.actor, now())
+    items = inbox(db.session, engine(), g.actor, now())[:50]
     log_listed((item["case_id"], item["workflow"]) for item in items)
     db.session.commit()
     return InboxItem(many=True).dump(items)

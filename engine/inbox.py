@@ -84,42 +84,70 @@ def _owned_item(definition, case, roles: set[str]) -> tuple[str, str] | None:
     return reason, state.get("label", case.state)
 
 
-def inbox(session: Session, engine, actor: Actor, now: datetime, horizon_days: int = 14) -> list[dict]:
+def _owned_stream(session: Session, engine, actor: Actor, scope, where, reason: str, after_id: int,
+                  want: int | None) -> list[dict]:
+    """The cases a step of which the user owns, for one reason, in case order after `after_id`: at most `want`
+    items (None: all), read in chunks so that an owner of two thousand cases costs a page, not two thousand."""
+    me, out = actor.id, []
+    # What a case asks of this user depends only on its definition, state and the user's roles on it, and
+    # those only on where the case is and whether the user is its subject, opener or responsible: decided
+    # once per such combination, not once per case.
+    decided: dict[tuple, tuple | None] = {}
+    chunk = None if want is None else max(2 * want, 100)
+    while True:
+        rows = session.execute(
+            select(Case.id, Case.workflow_key, Case.state, Case.title, Case.definition_id, Case.institution_id,
+                   Case.region_id, Case.subject_id, Case.opened_by_id, Case.responsible_id, Case.programme)
+            .where(scope, Case.closed_at.is_(None), where, Case.id > after_id).order_by(Case.id).limit(chunk)
+        ).all()
+        by_id = engine.definitions_by_id(session, {c.definition_id for c in rows})
+        for case in rows:
+            key = (case.definition_id, case.state, case.institution_id, case.region_id, case.programme,
+                   case.subject_id == me, case.opened_by_id == me, case.responsible_id == me)
+            if key not in decided:
+                decided[key] = _owned_item(by_id[case.definition_id], case, actor.roles_on(case))
+            if decided[key] is not None and decided[key][0] == reason:
+                out.append(_item(case, reason, detail=decided[key][1]))
+                if want is not None and len(out) >= want:
+                    return out
+        if chunk is None or len(rows) < chunk:
+            return out
+        after_id = rows[-1].id
+
+
+def _item(case, reason: str, due_at=None, detail: str = "", deadline_id=None, document_id=None) -> dict:
+    return {"case_id": case.id, "workflow": case.workflow_key, "state": case.state, "reason": reason,
+            "due_at": due_at, "title": case.title, "detail": detail, "deadline_id": deadline_id,
+            "document_id": document_id}
+
+
+def _start_after(reason: str, after: tuple | None) -> int | None:
+    """Where a stream of owned cases (due_at: none) starts after the cursor: a case id, or None when the
+    cursor is past every item of this reason."""
+    if after is None or ORDER[reason] > after[0]:
+        return 0
+    if ORDER[reason] < after[0]:
+        return None
+    return after[2] if after[1] == _FAR else 0  # a cursor on a dated item of this reason precedes them all
+
+
+def inbox_page(session: Session, engine, actor: Actor, now: datetime, after: tuple | None = None,
+               limit: int | None = PAGE, horizon_days: int = 14) -> tuple[list[dict], tuple | None]:
+    """One page of the inbox: the items after `after` (a `position`), and the position to start the next at
+    (None: this was the last page). `limit` None: every item.
+
+    A position, not an offset: an item that was done meanwhile shifts nothing on the following page. The
+    dated items (deadlines) and the signatures are few by nature and read whole; the owned cases, which an
+    opleider may have by the thousand, are read only as far as the page needs.
+    """
     definitions = engine.latest(session)
     scope = engine.scope(session, actor)
     role_names = {role for role, *_ in actor.assignments}
     items: dict[tuple, dict] = {}
 
     def add(case: Case, reason: str, due_at=None, detail: str = "", deadline_id=None, document_id=None):
-        key = (case.id, reason, deadline_id, document_id)
-        items[key] = {"case_id": case.id, "workflow": case.workflow_key, "state": case.state, "reason": reason,
-                      "due_at": due_at, "title": case.title, "detail": detail, "deadline_id": deadline_id,
-                      "document_id": document_id}
-
-    # Steps the user owns: levels owned by one of their roles, or cases they are responsible for.
-    ownership = [Case.responsible_id == actor.id]
-    for key, states in _owned_states(definitions, role_names):
-        ownership.append(and_(Case.workflow_key == key, Case.state.in_(states)))
-    # Plain rows, not ORM cases: an opleider may own a thousand open cases, and their data is not needed.
-    owned_cases = session.execute(
-        select(Case.id, Case.workflow_key, Case.state, Case.title, Case.definition_id, Case.institution_id,
-               Case.region_id, Case.subject_id, Case.opened_by_id, Case.responsible_id, Case.programme)
-        .where(scope, Case.closed_at.is_(None), or_(*ownership)).order_by(Case.updated_at)
-    ).all()
-    by_id = engine.definitions_by_id(session, {c.definition_id for c in owned_cases})
-    # What a case asks of this user depends only on its definition, state and the user's roles on it, and
-    # those only on where the case is (institution, region, programme) and whether the user is its subject, opener or responsible: decided
-    # once per such combination in this request, not once per case (an opleider may own two thousand).
-    decided: dict[tuple, tuple | None] = {}
-    me = actor.id
-    for case in owned_cases:
-        key = (case.definition_id, case.state, case.institution_id, case.region_id, case.programme,
-               case.subject_id == me, case.opened_by_id == me, case.responsible_id == me)
-        if key not in decided:
-            decided[key] = _owned_item(by_id[case.definition_id], case, actor.roles_on(case))
-        if decided[key] is not None:
-            reason, detail = decided[key]
-            add(case, reason, detail=detail)
+        items[(case.id, reason, deadline_id, document_id)] = _item(case, reason, due_at, detail, deadline_id,
+                                                                   document_id)
 
     # Deadlines: due soon or passed, for their owner and (when passed) whoever may act on it; work from
     # the start (an agreed action) for its owner until it is met.
@@ -155,7 +183,28 @@ def inbox(session: Session, engine, actor: Actor, now: datetime, horizon_days: i
         add(case, "signature_requested", detail=engine.text("inbox.document", title=title, version=doc.version),
             document_id=doc.id)
 
-    return sorted(items.values(), key=position)
+    found = [i for i in items.values() if after is None or position(i) > after]
+    # Steps the user owns: levels owned by one of their roles, or cases they are responsible for.
+    owned = _owned_states(definitions, role_names)
+    ownership = or_(Case.responsible_id == actor.id,
+                    *(and_(Case.workflow_key == key, Case.state.in_(states)) for key, states in owned))
+    ladder = [and_(Case.workflow_key == key, Case.state.in_([s for s in states if s.startswith(LADDER_PREFIXES)]))
+              for key, states in owned if any(s.startswith(LADDER_PREFIXES) for s in states)]
+    want = None if limit is None else limit + 1
+    for reason, where in (("escalation", or_(*ladder) if ladder else None), ("action_required", ownership)):
+        start = _start_after(reason, after)
+        if where is not None and start is not None:
+            found += _owned_stream(session, engine, actor, scope, where, reason, start, want)
+    found.sort(key=position)
+    if limit is None:
+        return found, None
+    page = found[:limit]
+    return page, (position(page[-1]) if len(found) > limit else None)
+
+
+def inbox(session: Session, engine, actor: Actor, now: datetime, horizon_days: int = 14) -> list[dict]:
+    """Every item of the user's inbox, most urgent first."""
+    return inbox_page(session, engine, actor, now, limit=None, horizon_days=horizon_days)[0]
 
 
 _FAR = datetime.max.replace(tzinfo=timezone.utc)
@@ -165,16 +214,3 @@ def position(item: dict) -> tuple:
     """Where an item stands in the inbox: most urgent first; unique, so that a page can start after one."""
     return (ORDER[item["reason"]], item["due_at"] or _FAR, item["case_id"], item["deadline_id"] or 0,
             item["document_id"] or 0)
-
-
-def inbox_page(session: Session, engine, actor: Actor, now: datetime, after: tuple | None = None,
-               limit: int = PAGE) -> tuple[list[dict], tuple | None]:
-    """One page of the inbox: the items after `after` (a `position`), and the position to start the next at.
-
-    A position, not an offset: an item that was done meanwhile shifts nothing on the following page.
-    """
-    items = inbox(session, engine, actor, now)
-    if after is not None:
-        items = [i for i in items if position(i) > after]
-    page = items[:limit]
-    return page, (position(page[-1]) if len(items) > limit else None)

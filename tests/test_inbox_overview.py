@@ -4,9 +4,9 @@ from __future__ import annotations
 import csv
 import io
 
-from sqlalchemy import update
+from sqlalchemy import event, update
 
-from engine.models import Deadline
+from engine.models import Deadline, User
 from flows import PLAN, fire, ok, open_internal, sign, to_guidance
 from test_ladders import signal
 from web.extensions import db
@@ -192,3 +192,58 @@ def test_the_inbox_costs_the_same_statements_for_10_or_60_items(world, app):
             assert opleider.get("/inbox").status_code == 200
         counts.append(len(statements))
     assert counts[0] == counts[1]
+
+
+def _clones(world, case_id: int, n: int) -> None:
+    """n more open cases like `case_id` (same state, same responsible): cases whose step the opleider owns."""
+    from sqlalchemy import func, select
+
+    from engine.models import Case
+
+    with world.app.app_context():
+        table = Case.__table__
+        row = dict(db.session.execute(select(table).where(table.c.id == case_id)).mappings().one())
+        first = db.session.scalar(select(func.max(Case.id))) + 1
+        db.session.execute(table.insert(), [dict(row, id=first + i, title=f"Begeleiding {i}") for i in range(n)])
+        db.session.commit()
+
+
+def test_an_owner_of_many_cases_gets_the_same_pages_for_the_same_statements(world, app):
+    from test_transition_cost import counted
+
+    from engine.inbox import inbox
+
+    opleider = world.api("opleider")
+    case = open_internal(opleider, world.users["aios"])
+    _many_deadlines(world, case["id"], 5)
+    counts, owned_reads = [], []
+
+    def seen(conn, cursor, statement, params, context, executemany):
+        if "FROM case_file" in statement and "ORDER BY case_file.id" in statement:
+            owned_reads.append(statement)
+
+    for more in (10, 150):
+        _clones(world, case["id"], more)
+        with app.app_context(), counted(db.engine) as statements:
+            event.listen(db.engine, "before_cursor_execute", seen)
+            try:
+                assert opleider.get("/inbox?limit=7").status_code == 200
+            finally:
+                event.remove(db.engine, "before_cursor_execute", seen)
+        counts.append(len(statements))
+    assert counts[0] == counts[1]
+    # The owned cases are read as far as the page goes, not all 160 of them.
+    assert owned_reads and all(" LIMIT " in s for s in owned_reads)
+    walked, cursor = [], None
+    while True:  # small pages, each starting after the last: every item once, in the full list's order
+        page = ok(opleider.get("/inbox?limit=7" + (f"&cursor={cursor}" if cursor else "")))
+        walked += page["items"]
+        cursor = page["next"]
+        if not cursor:
+            break
+    with app.app_context():
+        eng = app.extensions["traject"]
+        whole = inbox(db.session, eng, eng.actor_for(db.session.get(User, world.users["opleider"])), eng.clock.now())
+    assert [(i["reason"], i["case_id"], i["deadline_id"]) for i in walked] == [
+        (i["reason"], i["case_id"], i["deadline_id"]) for i in whole]
+    assert len(walked) == 5 + 1 + 160 and len({i["case_id"] for i in walked}) == 161

@@ -10,7 +10,7 @@ from flask_login import login_required
 from sqlalchemy import or_, select
 
 from engine import overview
-from engine.inbox import inbox
+from engine.inbox import inbox_page
 from engine.models import Case, Deadline, Institution, User, WorkflowDefinition
 from workflows.roles import ROLES
 
@@ -60,7 +60,12 @@ TODO_REASONS = {"deadline_overdue": _l("Overdue"), "deadline_due": _l("Due soon"
 
 def _todo(actor, moment) -> list[dict]:
     """"Te doen": what waits for this reader, with the reason and the date, most urgent first."""
-    items = [i for i in inbox(db.session, engine(), actor, moment) if i["reason"] in TODO_REASONS]
+    items, after = [], None
+    while True:  # pages of the inbox, as far as the card needs (an opleider may own two thousand cases)
+        page, after = inbox_page(db.session, engine(), actor, moment, after, LIST_LIMIT)
+        items += [i for i in page if i["reason"] in TODO_REASONS]
+        if len(items) >= LIST_LIMIT or after is None:
+            break
     cases = {c.id: c for c in db.session.scalars(select(Case).where(Case.id.in_({i["case_id"] for i in items})))}
     g.setdefault("listed", []).extend(cases.values())
     ids = {i["deadline_id"] for i in items if i.get("deadline_id")}
