@@ -31,3 +31,17 @@ def test_the_demo_gives_every_coc_chair_work_and_spreads_escalations_over_rungs_
         assert sum(1 for n in monthly if n and not is_small(n, 5)) > len(monthly) / 2, monthly
         words = " ".join(db.session.scalars(select(Case.title)))
         assert "dossier" not in words.lower()
+
+
+def test_the_demo_at_scale_adds_its_synthetic_cases_for_aios_still_in_training(app, runner):
+    # make bench loads `traject demo --scale 10000`; it stopped when a synthetic case picked the aios whose
+    # training the demo's history terminated (no new trajectory may open for them).
+    from engine.models import RecordStatus, TrainingRecord
+
+    result = runner.invoke(["demo", "--scale", "120"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        synthetic = db.session.scalars(select(Case.subject_id).where(Case.title.like("Synthetisch traject %"))).all()
+        ended = set(db.session.scalars(select(TrainingRecord.subject_id)
+                                       .where(TrainingRecord.status == RecordStatus.TERMINATED)))
+    assert len(synthetic) == 120 and ended and not ended & set(synthetic)

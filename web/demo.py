@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from engine.commands import Engine
 from engine import records
-from engine.models import Case, Institution, Programme, Region, RoleAssignment, TrainingRecord, User
+from engine.models import Case, Institution, Programme, RecordStatus, Region, RoleAssignment, TrainingRecord, User
 
 from .auth import hash_password
 from .extensions import db
@@ -409,13 +409,18 @@ def synthetic(app, eng: Engine, users: dict, n: int, echo) -> None:
     codes = [c for c, _, _ in INSTITUTIONS]
     start = time.monotonic()
     batch = 200
+    # Not an aios whose training the demo's history terminated: no new trajectory may open for them.
+    ended = set(db.session.scalars(select(TrainingRecord.subject_id)
+                                   .where(TrainingRecord.status == RecordStatus.TERMINATED)))
+    subjects = {code: [u for k in (1, 2) if (u := users[email("aios", code, k)]).id not in ended] for code in codes}
+    codes = [c for c in codes if subjects[c]]
     for i in range(n):
         if i % batch == 0:
             # (Re)fill the caches that every _at() copy shares: the stored definitions, the scope clauses.
             eng.scope(db.session, eng.actor_for(users[email("opleider", codes[0])]))
         code = rng.choice(codes)
         opleider = eng.actor_for(users[email("opleider", code)])
-        aios_user = users[email("aios", code, rng.choice((1, 2)))]
+        aios_user = users[rng.choice(subjects[code]).email]
         moment = eng.clock.now() - timedelta(days=rng.randint(1, 700))
         case = _at(eng, moment).open_case(
             db.session, opleider, workflow="internal_guidance", institution=code, subject_id=aios_user.id,
