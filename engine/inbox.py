@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, exists, or_, select
+from sqlalchemy.orm import Session, lazyload
 
 from .deadlines import is_late
-from .models import DEADLINE_OPEN, Case, Deadline, DeadlineStatus, Document
+from .models import DEADLINE_OPEN, Case, Deadline, DeadlineStatus, Document, Signature
 from .scope import Actor, triggers_for
 
 ORDER = {"deadline_overdue": 0, "deadline_due": 1, "escalation": 2, "signature_requested": 3, "action_required": 4}
@@ -53,17 +53,25 @@ def next_level_owner(definition, state: str) -> str | None:
 def awaiting_signature(session: Session, scope, actor: Actor) -> list[tuple[Document, Case]]:
     """The newest version of each document on an open case that still waits for this actor's signature,
     and the letters the closing step wrote for its signers (an outcome report, signed after closing)."""
+    # Decided on plain columns first: an opleider's cases may carry thousands of documents, and only
+    # the few that wait for them are loaded whole (two statements, whatever waits).
+    signed = exists().where(Signature.document_id == Document.id, Signature.signer_id == actor.id)
     rows = session.execute(
-        select(Document, Case).join(Case, Case.id == Document.case_id)
+        select(Document.id, Document.case_id, Document.kind, Document.required_signer_ids, signed.label("signed"))
+        .join(Case, Case.id == Document.case_id)
         .where(scope, or_(Case.closed_at.is_(None), Document.created_at >= Case.closed_at),
                or_(Case.subject_id == actor.id, Case.responsible_id == actor.id, Case.opened_by_id == actor.id))
         .order_by(Document.case_id, Document.kind, Document.version)
-    ).unique().all()
+    ).all()
     newest: dict[tuple, tuple] = {}
-    for doc, case in rows:
-        newest[(doc.case_id, doc.kind)] = (doc, case)
-    return [(doc, case) for doc, case in newest.values()
-            if actor.id in (doc.required_signer_ids or []) and all(s.signer_id != actor.id for s in doc.signatures)]
+    for row in rows:
+        newest[(row.case_id, row.kind)] = row
+    wanted = [row.id for row in newest.values() if actor.id in (row.required_signer_ids or []) and not row.signed]
+    # Always this statement, and without the signatures (known above): the same count whatever waits.
+    found = session.execute(select(Document, Case).join(Case, Case.id == Document.case_id)
+                            .where(Document.id.in_(wanted)).options(lazyload(Document.signatures))).unique().all()
+    order = {i: n for n, i in enumerate(wanted)}
+    return sorted(found, key=lambda pair: order[pair[0].id])
 
 
 def _todo(definitions: dict):
