@@ -88,6 +88,38 @@ def test_no_request_is_served_with_another_visitors_login(app, world, database_u
         server.communicate(timeout=40)
 
 
+def test_every_process_of_the_machine_counts_one_login_budget(app, world, database_url, tmp_path):
+    # Two servers on one instance folder stand for two gunicorn workers: with a budget per process
+    # (memory://) an attacker had one per worker, and a replaced worker gave a fresh one.
+    from web.auth import LOGIN_LIMIT, hash_password
+    from web.extensions import db
+
+    with app.app_context():
+        db.session.get(User, world.users["aios"]).password_hash = hash_password("a long enough passphrase 7")
+        db.session.commit()
+    env = {**environment(database_url, tmp_path / "shared"), "TRAJECT_WEB_TIMEOUT": "5"}
+    env.pop("RATELIMIT_STORAGE_URI", None)
+    ports = [free_port(), free_port()]
+    servers = [start(["web", "--port", str(port), "--workers", "1"], env) for port in ports]
+    budget = int(LOGIN_LIMIT.split()[0])
+    try:
+        for port, server in zip(ports, servers):
+            wait_for(lambda: _get(f"http://127.0.0.1:{port}/healthz") == 200, what="/healthz", process=server)
+
+        def guess(port, password="wrong guess"):
+            return requests.post(f"http://127.0.0.1:{port}/api/v1/auth/tokens", timeout=10,
+                                 json={"email": "aios@test.nl", "password": password}).status_code
+
+        answers = [guess(ports[i % 2]) for i in range(budget)]
+        assert answers == [401] * budget
+        assert [guess(port, "a long enough passphrase 7") for port in ports] == [429, 429]
+    finally:
+        for server in servers:
+            server.send_signal(signal.SIGTERM)
+        for server in servers:
+            server.communicate(timeout=40)
+
+
 def test_web_concurrency_and_timeouts():
     assert workers_from_env({"WEB_CONCURRENCY": "3"}) == 3
     assert workers_from_env({}) >= 2

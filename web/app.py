@@ -27,6 +27,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     )
     app.instance_path = app.config["TRAJECT_INSTANCE"]
     private_dir(app.instance_path)
+    if not app.config.get("RATELIMIT_STORAGE_URI"):
+        app.config["RATELIMIT_STORAGE_URI"] = "traject-sqlite://" + str(Path(app.instance_path) / "ratelimits.db")
     register_extensions(app)
     oidc.register(app)
     runtime.set_up(app)

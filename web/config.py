@@ -111,7 +111,9 @@ def from_env(env=None) -> dict:
         # A browser session ends after this long without a request, and this long after the login.
         "TRAJECT_SESSION_IDLE_MINUTES": int(env.get("TRAJECT_SESSION_IDLE_MINUTES") or 30),
         "TRAJECT_SESSION_MAX_HOURS": int(env.get("TRAJECT_SESSION_MAX_HOURS") or 12),
-        "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
+        # The login budget; default (create_app): counted together by every process of this machine, in the
+        # instance folder (web/ratelimits.py).
+        "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", ""),
         # The number of reverse proxies in front whose X-Forwarded-* headers are trusted (web/security.py).
         "TRAJECT_PROXY": int(env.get("TRAJECT_PROXY") or 0),
         # gunicorn (`traject web`): seconds a request may take before its worker is replaced.

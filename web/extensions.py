@@ -9,6 +9,8 @@ from flask_wtf.csrf import CSRFProtect
 
 from engine.models import Base
 
+from . import ratelimits  # noqa: F401  (registers traject-sqlite://, the default storage of the login budget)
+
 db = SQLAlchemy(metadata=Base.metadata, session_options={"expire_on_commit": False})
 migrate = Migrate()
 login_manager = LoginManager()
