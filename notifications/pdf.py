@@ -108,6 +108,14 @@ def render(document: Document, case: Case, definition: dict, users: dict[int, Us
 
 
 def _letter(document: Document, case: Case, spec: dict, region_name: str) -> _Pdf:
+    parts = _letter_parts(document, case, spec, region_name)
+    pdf = letters.new_pdf(spec["title"], document.created_at)
+    letters.layout(pdf, parts, parts["place_date"], parts["kenmerk"])
+    return pdf
+
+
+def _letter_parts(document: Document, case: Case, spec: dict, region_name: str) -> dict[str, str]:
+    """The letter's blocks as the PDF lays them out, with its place and date and its kenmerk."""
     institution = case.institution
     content = {**{k: "" for k in spec["fields"]}, **document.content}
     context = {"institution_city": institution.city or "", "institution_name": institution.name,
@@ -115,11 +123,24 @@ def _letter(document: Document, case: Case, spec: dict, region_name: str) -> _Pd
     parts = letters.blocks(document.kind, {**content, "letter": context}, _FILTERS)
     parts["letterhead"] = parts["letterhead"] or institution.name
     parts["subject"] = parts["subject"] or spec["title"]
-    pdf = letters.new_pdf(spec["title"], document.created_at)
     place = institution.city or ""
     when = datum(content.get("letter_date") or document.created_at)
-    letters.layout(pdf, parts, f"{place}, {when}" if place else when, f"zaak {case.id}")
-    return pdf
+    parts["place_date"] = f"{place}, {when}" if place else when
+    parts["kenmerk"] = f"zaak {case.id}"
+    return parts
+
+
+def letter_text(session: Session, document: Document) -> dict[str, str] | None:
+    """A stored letter's blocks as they read in its PDF (None: the kind is no letter): the pages show the
+    letter a final decision would send, from the same template."""
+    if not letters.has_template(document.kind):
+        return None
+    case = session.get(Case, document.case_id)
+    definition = yaml.safe_load(case.definition.source)
+    spec = definition.get("documents", {}).get(document.kind) or {"title": document.kind, "fields": {}}
+    spec.setdefault("fields", {})
+    region = case.institution.region.name if case.institution.region else ""
+    return _letter_parts(document, case, spec, region)
 
 
 def _document_head(pdf, document, case, definition, spec, users, region_name) -> None:
