@@ -27,8 +27,8 @@ def test_after_intensify_the_page_goes_to_the_new_gbt(world):
     response, _ = post(client, f"/cases/{case['id']}/fire", form)
     shown = text(page(response))
     assert "Er wordt een gekoppelde zaak geopend: Geïntensiveerd begeleidingstraject." in shown
-    assert "Brief Schriftelijke melding GBT aan de RGS aan RGS." in shown
-    assert "Brief Besluit geïntensiveerd begeleidingstraject aan Aios." in shown
+    assert "Brief “Schriftelijke melding GBT aan de RGS” aan RGS." in shown
+    assert "Brief “Besluit geïntensiveerd begeleidingstraject” aan Aios." in shown
     response, _ = post(client, f"/cases/{case['id']}/fire", {**form, "confirm": "1"})
     assert response.status_code == 303, page(response, 303)
     with world.app.app_context():

@@ -66,8 +66,8 @@ def test_the_preview_shows_the_letters_and_their_recipients_and_writes_nothing(w
     assert "op 9 juli 2026; geraadpleegd: Kerngroep RSO" in shown
     assert "Kenmerk zaak %d" % case["id"] in shown
     # who receives what
-    assert "Brief Besluit tot beëindiging van de opleiding aan Aios." in shown
-    assert re.search(r"Brief Melding uitkomst GBT aan de RGS aan RGS, zodra [^.]*Aios[^.]* ondertekend", shown)
+    assert "Brief “Besluit tot beëindiging van de opleiding” aan Aios." in shown
+    assert re.search(r"Brief “Melding uitkomst GBT aan de RGS” aan RGS, zodra [^.]*Aios[^.]* ondertekend", shown)
     assert "De zaak wordt gesloten: Opleiding beëindigd." in shown
     assert "Ook per e-mail op de hoogte: " in shown and "Coc" in shown
     assert not problems_on(here, visible(html), "nl", [])
