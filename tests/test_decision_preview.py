@@ -3,7 +3,10 @@ receives what; nothing is written until it is confirmed; then the page says whic
 The API fires directly, as before."""
 from __future__ import annotations
 
+import io
 import re
+
+from pypdf import PdfReader
 
 from sqlalchemy import func, select
 
@@ -74,9 +77,30 @@ def test_the_preview_shows_the_letters_and_their_recipients_and_writes_nothing(w
     # the confirmation posts the same input and the version the form was filled in on
     html = html[html.index('<div class="preview"'):]
     html = html[:html.index("</section>")]
-    assert hidden(html, "expected_version") == [str(case["version"])] * 2
-    assert hidden(html, "data.end_date") == ["2026-09-01"] * 2 and hidden(html, "confirm") == ["1"]
+    # (Bevestigen, Terug and each letter's PDF)
+    assert hidden(html, "expected_version") == [str(case["version"])] * 4
+    assert hidden(html, "data.end_date") == ["2026-09-01"] * 4 and hidden(html, "confirm") == ["1"]
     assert 'name="back" value="1"' in html
+
+
+def test_each_letter_of_the_preview_opens_as_a_draft_pdf_from_the_same_template(world):
+    case = to_assessed(world, "unsuitable")
+    client = browser(world, "opleider")
+    here = f"/cases/{case['id']}"
+    html = page(post(client, f"{here}/fire", {**TERMINATE, "expected_version": str(case["version"])}, 200, here)[0])
+    assert hidden(html, "draft_pdf") == ["0", "1"]
+    before = counts(world)
+    response, _ = post(client, f"{here}/fire", {**TERMINATE, "expected_version": str(case["version"]),
+                                                "draft_pdf": "1"}, 200, here)
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    letter = " ".join("\n".join(p.extract_text() for p in PdfReader(io.BytesIO(response.data)).pages).split())
+    assert "CONCEPT — voorbeeld, niet verzonden" in letter
+    assert "Geachte Aios," in letter and "Uw opleiding eindigt op 1 september 2026." in letter
+    assert "SHA-256" not in letter  # a draft has no identity yet
+    assert counts(world) == before
+    response, _ = post(client, f"{here}/fire", {**TERMINATE, "expected_version": str(case["version"]),
+                                                "draft_pdf": "7"}, 404, here)
+    assert response.status_code == 404 and counts(world) == before
 
 
 def test_the_preview_reads_in_english_around_the_dutch_letter(world):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import Response, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
@@ -472,6 +472,18 @@ def fire(case_id: int):
         version = int(request.form.get("expected_version", ""))
     except ValueError:
         version = -1
+    if confirm and request.form.get(preview.PDF, "").isdigit():  # one letter of the preview as its PDF
+        try:
+            name, body = preview.draft_pdf(eng, g.actor, case_id, trigger, version, values,
+                                           int(request.form[preview.PDF]))
+        except LookupError:
+            abort(404)
+        except (PreconditionFailed, ValidationError, VersionConflict, TransitionNotAllowed) as exc:
+            return render_case(case_id, state, _refused(exc, state, step.input, "data"))
+        access_log.visible_case(case_id, "document_pdf")  # after the roll-back: the read is kept
+        db.session.commit()
+        return Response(body, mimetype="application/pdf",
+                        headers={"Content-Disposition": f'inline; filename="{name}"'})
     if confirm:  # a final decision is shown first, letters and all, and only taken when confirmed
         try:
             state.preview = preview.dry_run(eng, g.actor, case_id, trigger, version, values, request.form)

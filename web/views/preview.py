@@ -6,19 +6,20 @@ step that will succeed (unless the case changes meanwhile: the confirmation carr
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from engine.models import Case, Document, Notification, OutboxStatus
-from notifications import pdf
+from notifications import letters, pdf
 
 from ..extensions import db
 from . import data, i18n
 
 # Posted by the preview's buttons, never part of the step's input.
-CONFIRM, BACK = "confirm", "back"
+CONFIRM, BACK, PDF = "confirm", "back", "draft_pdf"
 
 
 @dataclass
@@ -30,8 +31,10 @@ class Preview:
     posted: list[tuple[str, str]] = field(default_factory=list)  # the form's input, to post again
 
 
-def dry_run(eng, actor, case_id: int, trigger: str, version: int, values: dict, form) -> Preview:
-    """Fire `trigger` in this request's transaction, read what it wrote, roll it all back.
+@contextmanager
+def _fired(eng, actor, case_id: int, trigger: str, version: int, values: dict):
+    """Fire `trigger` in this request's transaction and yield what it wrote: (whether it closed the case,
+    the linked cases it opened, the documents, the outbox rows); then roll it all back.
 
     Engine errors (guards, fields, a stale version) propagate, as from the real step; the transaction
     is rolled back either way, so no audit event, document or outbox row outlives the preview."""
@@ -43,19 +46,34 @@ def dry_run(eng, actor, case_id: int, trigger: str, version: int, values: dict, 
         children = set(session.scalars(select(Case.id).where(Case.parent_id == case_id)))
         eng.fire(session, actor, case_id, trigger, version, values)
         new = sorted(set(session.scalars(select(Case.id).where(Case.parent_id == case_id))) - children)
-        shown = Preview(closes=case_.state in definition.final_states,
-                        opens=[i18n.title(eng.definition(session.get(Case, c).definition)) for c in new],
-                        posted=[(k, v) for k, v in form.items(multi=True) if k not in ("csrf_token", CONFIRM, BACK)])
         docs = list(session.scalars(select(Document).where(
             ((Document.case_id == case_id) & (Document.id > last_doc)) | Document.case_id.in_(new))
             .order_by(Document.id)))
         rows = list(session.scalars(select(Notification).where(
             ((Notification.case_id == case_id) & (Notification.event_seq > seq)) | Notification.case_id.in_(new))
             .order_by(Notification.id)))
-        _read(session, eng, shown, docs, rows)
-        return shown
+        yield case_.state in definition.final_states, new, [d for d in docs if letters.has_template(d.kind)], rows
     finally:
         session.rollback()
+
+
+def dry_run(eng, actor, case_id: int, trigger: str, version: int, values: dict, form) -> Preview:
+    """What the step would do, read while it is (not yet) done."""
+    with _fired(eng, actor, case_id, trigger, version, values) as (closes, new, docs, rows):
+        shown = Preview(closes=closes,
+                        opens=[i18n.title(eng.definition(db.session.get(Case, c).definition)) for c in new],
+                        posted=[(k, v) for k, v in form.items(multi=True)
+                                if k not in ("csrf_token", CONFIRM, BACK, PDF)])
+        _read(db.session, eng, shown, docs, rows)
+        return shown
+
+
+def draft_pdf(eng, actor, case_id: int, trigger: str, version: int, values: dict, index: int) -> tuple[str, bytes]:
+    """The step's `index`-th letter as the PDF it would send, marked as a draft; LookupError: no such letter."""
+    with _fired(eng, actor, case_id, trigger, version, values) as (_closes, _new, docs, _rows):
+        if not 0 <= index < len(docs):
+            raise LookupError(index)
+        return f"concept-{docs[index].kind}.pdf", pdf.render_document(db.session, docs[index], draft=True)
 
 
 def _read(session, eng, shown: Preview, docs: list[Document], rows: list[Notification]) -> None:
@@ -70,8 +88,6 @@ def _read(session, eng, shown: Preview, docs: list[Document], rows: list[Notific
     shown.informed = sorted(set(shown.informed))
     for doc in docs:
         text = pdf.letter_text(session, doc)
-        if text is None:
-            continue
         spec = eng.definition(session.get(Case, doc.case_id).definition).documents.get(doc.kind, {})
         sent = by_doc.get(doc.id, [])
         shown.letters.append({
