@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from engine.models import Case, Document, Notification, OutboxStatus
 from notifications import letters, pdf
+from workflows import roles
 
 from ..extensions import db
 from . import data, i18n
@@ -102,9 +103,9 @@ def _who(n: Notification, people: dict[int, str]) -> str:
     """A person by name (and the role they receive it as); an external recipient by its key in the
     region's configuration ("rgs": the RGS)."""
     if n.recipient_user_id:
-        role = n.recipient_role
-        name = people.get(n.recipient_user_id, "")
-        return f"{name} ({i18n.role_label(role)})" if role and role not in ("subject", "responsible") else name
+        name, key = people.get(n.recipient_user_id, ""), n.recipient_role or ""
+        # the case's own people (the aios, the submitter) by name only; others with the role they receive it as
+        return name if key in roles.PSEUDO_LABELS or i18n.role_label(key) == key else f"{name} ({i18n.role_label(key)})"
     if (n.recipient_role or "").startswith("external"):
         return (n.recipient_role or "").split(":", 1)[-1].upper()
     return n.recipient_address or _("an external address")
