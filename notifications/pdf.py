@@ -83,22 +83,30 @@ def _value_text(value) -> str:
     return OUTCOMES.get(value, MOMENTS.get(value, str(value))) if isinstance(value, str) else str(value)
 
 
-def render(document: Document, case: Case, definition: dict, users: dict[int, User], region_name: str = "") -> bytes:
+DRAFT = "CONCEPT — voorbeeld, niet verzonden"
+
+
+def render(document: Document, case: Case, definition: dict, users: dict[int, User], region_name: str = "",
+           draft: bool = False) -> bytes:
     """`definition` is the case's pinned definition as data (its YAML), so old cases render as they were.
 
     A kind with a letter template (templates/letters/<kind>.txt) is laid out as a letter
-    (notifications/letters.py); every other document as its fields, its signatures and its hash."""
+    (notifications/letters.py); every other document as its fields, its signatures and its hash.
+    `draft`: a letter a step would write, shown before it is taken: marked so, without an identity or hash."""
     spec = definition.get("documents", {}).get(document.kind) or {"title": document.kind, "fields": {}}
     spec.setdefault("fields", {})
     if letters.has_template(document.kind):
-        pdf = _letter(document, case, spec, region_name)
+        pdf = _letter(document, case, spec, region_name, draft)
     else:
         pdf = _new_pdf(spec["title"], document.created_at)
         _document_head(pdf, document, case, definition, spec, users, region_name)
         _fields(pdf, spec, document.content)
-    pdf.footer_text = (f"{spec['title']} · document {document.id}, versie {document.version} · "
+    pdf.footer_text = (f"{DRAFT} · {spec['title']}" if draft else
+                       f"{spec['title']} · document {document.id}, versie {document.version} · "
                        f"SHA-256 {document.sha256}")
     _signatures(pdf, document, users)
+    if draft:
+        return bytes(pdf.output())
     pdf.ln(3)
     pdf.set_font("DejaVu", size=8)
     pdf.set_text_color(60, 60, 60)
@@ -107,7 +115,21 @@ def render(document: Document, case: Case, definition: dict, users: dict[int, Us
     return bytes(pdf.output())
 
 
-def _letter(document: Document, case: Case, spec: dict, region_name: str) -> _Pdf:
+def _letter(document: Document, case: Case, spec: dict, region_name: str, draft: bool = False) -> _Pdf:
+    parts = _letter_parts(document, case, spec, region_name)
+    pdf = letters.new_pdf(spec["title"], document.created_at)
+    if draft:
+        pdf.set_font("DejaVu", "B", 12)
+        pdf.set_text_color(170, 20, 20)
+        pdf.multi_cell(0, 7, DRAFT, new_x="LMARGIN", new_y="NEXT")
+        pdf.set_text_color(0, 0, 0)
+        pdf.ln(2)
+    letters.layout(pdf, parts, parts["place_date"], parts["kenmerk"])
+    return pdf
+
+
+def _letter_parts(document: Document, case: Case, spec: dict, region_name: str) -> dict[str, str]:
+    """The letter's blocks as the PDF lays them out, with its place and date and its kenmerk."""
     institution = case.institution
     content = {**{k: "" for k in spec["fields"]}, **document.content}
     context = {"institution_city": institution.city or "", "institution_name": institution.name,
@@ -115,11 +137,24 @@ def _letter(document: Document, case: Case, spec: dict, region_name: str) -> _Pd
     parts = letters.blocks(document.kind, {**content, "letter": context}, _FILTERS)
     parts["letterhead"] = parts["letterhead"] or institution.name
     parts["subject"] = parts["subject"] or spec["title"]
-    pdf = letters.new_pdf(spec["title"], document.created_at)
     place = institution.city or ""
     when = datum(content.get("letter_date") or document.created_at)
-    letters.layout(pdf, parts, f"{place}, {when}" if place else when, f"zaak {case.id}")
-    return pdf
+    parts["place_date"] = f"{place}, {when}" if place else when
+    parts["kenmerk"] = f"zaak {case.id}"
+    return parts
+
+
+def letter_text(session: Session, document: Document) -> dict[str, str] | None:
+    """A stored letter's blocks as they read in its PDF (None: the kind is no letter): the pages show the
+    letter a final decision would send, from the same template."""
+    if not letters.has_template(document.kind):
+        return None
+    case = session.get(Case, document.case_id)
+    definition = yaml.safe_load(case.definition.source)
+    spec = definition.get("documents", {}).get(document.kind) or {"title": document.kind, "fields": {}}
+    spec.setdefault("fields", {})
+    region = case.institution.region.name if case.institution.region else ""
+    return _letter_parts(document, case, spec, region)
 
 
 def _document_head(pdf, document, case, definition, spec, users, region_name) -> None:
@@ -190,13 +225,13 @@ def filename(document: Document) -> str:
     return f"{document.kind}-zaak{document.case_id}-v{document.version}.pdf"
 
 
-def render_document(session: Session, document: Document) -> bytes:
+def render_document(session: Session, document: Document, draft: bool = False) -> bytes:
     case = session.get(Case, document.case_id)
     definition = yaml.safe_load(case.definition.source)
     ids = {case.subject_id, *document.required_signer_ids}
     users = {u.id: u for u in session.scalars(select(User).where(User.id.in_([i for i in ids if i])))}
     region = case.institution.region.name if case.institution.region else ""
-    return render(document, case, definition, users, region)
+    return render(document, case, definition, users, region, draft)
 
 
 def document_pdf(session: Session, document_id: int) -> tuple[str, bytes]:

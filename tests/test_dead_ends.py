@@ -18,11 +18,18 @@ def test_after_intensify_the_page_goes_to_the_new_gbt(world):
     case = fire(opleider, to_guidance(opleider, aios, open_internal(opleider, world.users["aios"])),
                 "record_evaluation", evaluation(False))
     client = browser(world, "opleider")
-    response, _ = post(client, f"/cases/{case['id']}/fire", {
+    form = {
         "trigger": "intensify", "expected_version": str(case["version"]), "data.report": "Verslag",
         "data.decision_moment": "progress_meeting", "data.aios_informed_of_dispute_procedure": "on",
         # the pages ask for the joint decision of the RSO's opleiders (required_on_pages)
-        "data.joint_decision.date": "2026-03-02", "data.joint_decision.consulted": "Kerngroep RSO"})
+        "data.joint_decision.date": "2026-03-02", "data.joint_decision.consulted": "Kerngroep RSO"}
+    # a final decision: first the letters of the GBT it opens, to the RGS and to the aios
+    response, _ = post(client, f"/cases/{case['id']}/fire", form)
+    shown = text(page(response))
+    assert "Er wordt een gekoppelde zaak geopend: Geïntensiveerd begeleidingstraject." in shown
+    assert "Brief “Schriftelijke melding GBT aan de RGS” aan RGS." in shown
+    assert "Brief “Besluit geïntensiveerd begeleidingstraject” aan Aios." in shown
+    response, _ = post(client, f"/cases/{case['id']}/fire", {**form, "confirm": "1"})
     assert response.status_code == 303, page(response, 303)
     with world.app.app_context():
         from web.extensions import db
@@ -31,6 +38,8 @@ def test_after_intensify_the_page_goes_to_the_new_gbt(world):
     assert response.headers["Location"].endswith(f"/cases/{gbt.id}")
     html = text(page(client.get(response.headers["Location"])))
     assert f"De gekoppelde zaak {gbt.id} is geopend" in html
+    assert "Brief verstuurd: Schriftelijke melding GBT aan de RGS, aan RGS." in html
+    assert "Brief verstuurd: Besluit geïntensiveerd begeleidingstraject, aan Aios." in html
 
 
 def test_a_final_decision_says_which_letters_went_to_whom(world):
@@ -39,12 +48,13 @@ def test_a_final_decision_says_which_letters_went_to_whom(world):
     response, _ = post(client, f"/cases/{case['id']}/fire", {
         "trigger": "terminate", "expected_version": str(case["version"]), "data.end_date": "2026-09-01",
         "data.termination_joint_decision.date": "2026-07-09",
-        "data.termination_joint_decision.consulted": "Kerngroep RSO"})
+        "data.termination_joint_decision.consulted": "Kerngroep RSO", "confirm": "1"})  # after the preview
     assert response.status_code == 303, page(response, 303)
     html = text(page(client.get(response.headers["Location"])))
     # the notice to the aios; the RGS gets the outcome report (co-signed by opleider and aios) instead
     assert "Brief verstuurd: Besluit tot beëindiging van de opleiding, aan Aios." in html
-    assert "Brief verstuurd: Melding uitkomst GBT aan de RGS, aan RGS." in html
+    assert "Brief opgesteld: Melding uitkomst GBT aan de RGS, aan RGS; die vertrekt zodra iedereen hem heeft " \
+           "ondertekend." in html
 
 
 def test_the_dispute_form_says_why_it_is_closed_after_the_window(world, clock):

@@ -514,7 +514,7 @@ def test_a_list_of_actions_is_entered_as_rows(world):
         "data.actions.0.description": "Roosters aanpassen", "data.actions.0.owner_role": "coc_chair",
         "data.actions.0.due_date": "2026-04-01", "data.actions.1.description": "",
         "data.actions.2.description": "Evaluatie met aios", "data.actions.2.owner_role": "opleider",
-        "data.actions.2.due_date": "15-04-2026"}, 303, here)
+        "data.actions.2.due_date": "15-04-2026", "confirm": "1"}, 303, here)  # the action list is a letter
     with world.app.app_context():
         stored = db.session.get(Case, case["id"])
         assert stored.state == "action"

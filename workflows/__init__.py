@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 
 from engine import builtins
-from engine.definitions import Definition, load_directory
+from engine.definitions import Definition, Step, load_directory
 from engine.registry import Registry
 
 from . import guards, terms, vocabulary
@@ -30,6 +30,15 @@ def load_region(path: str | Path | None = None) -> dict:
 def default_programme(region: dict) -> str:
     """The programme of whatever names none; a region without the setting has one programme."""
     return str(((region.get("programmes") or {}).get("default")) or "anesthesiologie")
+
+
+# The effects that put a letter in writing (workflows/guards.py): a step with one of them sends it.
+LETTER_EFFECTS = frozenset({"write_letter", "write_action_list"})
+
+
+def is_final_decision(definition: Definition, step: Step) -> bool:
+    """A step the pages ask to confirm after showing what it writes: it closes the case, or it sends a letter."""
+    return step.dest in definition.final_states or any(e.get("effect") in LETTER_EFFECTS for e in step.effects)
 
 
 def make_registry() -> Registry:

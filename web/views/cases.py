@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import Response, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
@@ -19,15 +19,15 @@ from engine.calendar import local_date
 from engine.errors import Forbidden, PreconditionFailed, TransitionNotAllowed, ValidationError, VersionConflict
 from engine import notes
 from engine.inbox import next_level_owner
-from engine.models import DEADLINE_OPEN, DEADLINE_WAITING, Case, Document, Notification
-from workflows import roles, terms
+from engine.models import DEADLINE_OPEN, DEADLINE_WAITING, Case, Document, Notification, OutboxStatus
+from workflows import is_final_decision, roles, terms
 
 
 from .. import access_log, exports, svg
 from ..access_log import log_read
 from ..extensions import db
 from ..runtime import engine, now
-from . import data, forms, i18n
+from . import data, forms, i18n, preview
 from .blueprint import ui
 from .dashboard import open_form
 
@@ -41,6 +41,7 @@ class FormState:
     errors: dict = field(default_factory=dict)  # posted name -> [message]
     general: list = field(default_factory=list)
     reload: bool = False
+    preview: preview.Preview | None = None  # a final decision's letters, shown for confirmation
 
 
 def unmet_messages(unmet: list[dict]) -> list[tuple[str | None, str]]:
@@ -164,6 +165,7 @@ def _trigger_forms(case_: Case, page, state: FormState | None) -> list[dict]:
             "label": i18n.label(step, trigger),
             "dest": i18n.state_label(definition, step.dest),
             "final": step.dest in definition.final_states,
+            "confirm": is_final_decision(definition, step),
             "fields": forms.build(step.input, "data", f"t-{trigger}", mine.values if mine else {},
                                   mine.errors if mine else {}, False, options),
             "state": mine,
@@ -457,6 +459,10 @@ def fire(case_id: int):
     step = definition.step(trigger, case_.state)
     if step is None:
         return render_case(case_id, state, _refused(TransitionNotAllowed(trigger), state, {}, "data"))
+    confirm = is_final_decision(definition, step) and not request.form.get(preview.CONFIRM)
+    if confirm and request.form.get(preview.BACK):  # "Terug" from the preview: the form, as it was filled in
+        db.session.rollback()
+        return render_case(case_id, state)
     values, problems = forms.parse(step.input, "data", request.form)
     if problems:
         state.errors = problems
@@ -466,6 +472,24 @@ def fire(case_id: int):
         version = int(request.form.get("expected_version", ""))
     except ValueError:
         version = -1
+    if confirm and request.form.get(preview.PDF, "").isdigit():  # one letter of the preview as its PDF
+        try:
+            name, body = preview.draft_pdf(eng, g.actor, case_id, trigger, version, values,
+                                           int(request.form[preview.PDF]))
+        except LookupError:
+            abort(404)
+        except (PreconditionFailed, ValidationError, VersionConflict, TransitionNotAllowed) as exc:
+            return render_case(case_id, state, _refused(exc, state, step.input, "data"))
+        access_log.visible_case(case_id, "document_pdf")  # after the roll-back: the read is kept
+        db.session.commit()
+        return Response(body, mimetype="application/pdf",
+                        headers={"Content-Disposition": f'inline; filename="{name}"'})
+    if confirm:  # a final decision is shown first, letters and all, and only taken when confirmed
+        try:
+            state.preview = preview.dry_run(eng, g.actor, case_id, trigger, version, values, request.form)
+        except (PreconditionFailed, ValidationError, VersionConflict, TransitionNotAllowed) as exc:
+            return render_case(case_id, state, _refused(exc, state, step.input, "data"))
+        return render_case(case_id, state)
     children = set(db.session.scalars(select(Case.id).where(Case.parent_id == case_id)))
     try:
         fired = eng.fire(db.session, g.actor, case_id, trigger, version, values)
@@ -476,30 +500,42 @@ def fire(case_id: int):
     flash(_("Done: %(step)s.", step=i18n.label(step, trigger)), "success")
     _flash_letters(case_id, seq)
     new = sorted(set(db.session.scalars(select(Case.id).where(Case.parent_id == case_id))) - children)
+    for child in new:  # the letters of the linked case it opened (the GBT's decision and its notification)
+        _flash_letters(child)
     if new:  # the step opened a linked case (intensify: the GBT): that is where the work goes on
         flash(_("The linked case %(id)s was opened: you are on it now.", id=new[-1]), "success")
         return _back(new[-1])
     return _back(case_id)
 
 
-def _flash_letters(case_id: int, seq: int) -> None:
-    """Which letters the step sent, to whom: the reader of a final decision sees where it went."""
-    rows = db.session.scalars(select(Notification).where(Notification.case_id == case_id,
-                                                         Notification.event_seq == seq))
+def _flash_letters(case_id: int, seq: int | None = None) -> None:
+    """Which letters the step sent (all of a case it just opened: `seq` None), to whom: the reader of a
+    final decision sees where it went, and which wait for signatures before they leave."""
+    q = select(Notification).where(Notification.case_id == case_id)
+    rows = list(db.session.scalars(q if seq is None else q.where(Notification.event_seq == seq)))
+    people = data.names(n.recipient_user_id for n in rows)
     sent: dict[int, list[str]] = {}
+    held: set[int] = set()
     for n in rows:
         for entry in n.attachments or []:
             if isinstance(entry, dict) and entry.get("type") == "document_pdf":
                 # An external recipient is named by its key in the region's configuration ("rgs": the RGS).
-                who = data.names([n.recipient_user_id]).get(n.recipient_user_id) if n.recipient_user_id else \
+                who = people.get(n.recipient_user_id) if n.recipient_user_id else \
                     (n.recipient_role or "").split(":", 1)[-1].upper()
                 sent.setdefault(int(entry["document_id"]), []).append(who or "")
+                if n.status == OutboxStatus.HELD.value:
+                    held.add(int(entry["document_id"]))
                 break
-    for document_id, people in sent.items():
+    for document_id, names in sent.items():
         doc = db.session.get(Document, document_id)
         spec = engine().definition(db.session.get(Case, case_id).definition).documents.get(doc.kind, {})
-        flash(_("Letter sent: %(title)s, to %(people)s.", title=i18n.title(spec, doc.kind),
-                people=", ".join(sorted(set(people)))), "success")
+        to = ", ".join(sorted(set(names)))
+        if document_id in held:
+            flash(_("Letter written: %(title)s, to %(people)s; it leaves once everyone has signed it.",
+                    title=i18n.title(spec, doc.kind), people=to), "success")
+        else:
+            flash(_("Letter sent: %(title)s, to %(people)s.", title=i18n.title(spec, doc.kind), people=to),
+                  "success")
 
 
 @ui.post("/cases/<int(max=9223372036854775807):case_id>/documents")
