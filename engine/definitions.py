@@ -347,6 +347,31 @@ class Definition:
         return frozenset(spec["kind"] for step in [self.open, *self.transitions] for spec in step.deadlines
                          if spec.get("todo"))
 
+    @cached_property
+    def informational_notices(self) -> frozenset[tuple[str, str]]:
+        """(kind, recipient role) of the step notices that ask nothing of their reader (docs/digest.md).
+
+        A notice is informational when its recipient, in the state the step leads to, owns neither
+        the state nor a deadline the step sets and may fire no trigger from it; never for the case's
+        subject (news about one's own training is not batched). A kind that is informational in one
+        step and not in another, or that also carries a letter (an effect's `notify_kind`), is not."""
+        told, acting = set(), set()
+        for step in [self.open, *self.transitions]:
+            dest = step.dest
+            owner = self.state(dest).get("owner") if dest in self.state_names else None
+            act = {owner} | {spec["owner_role"] for spec in step.deadlines}
+            for t in self.transitions:
+                if dest in t.sources:
+                    act |= {owner if role == "owner" else role for role in t.roles}
+            for spec in step.notify:
+                role = spec["to"].partition("@")[0]
+                pair = (spec["kind"], role)
+                (acting if role == "subject" or role in act or "*" in act else told).add(pair)
+            for effect in step.effects:
+                for to in effect.get("to") or ():
+                    acting.add((effect.get("notify_kind"), str(to).partition("@")[0]))
+        return frozenset(told - acting)
+
     def escalation(self, state: str) -> Step | None:
         """The move that takes the case from `state` to the next level of its ladder, if there is one."""
         return next((t for t in self.transitions if t.escalates and state in t.sources), None)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    false,
     text,
 )
 from sqlalchemy.engine import Engine
@@ -148,6 +149,8 @@ class User(Base):
     mfa_enrolled_at: Mapped[Optional[datetime]]
     # Who stands in for this user (plv. opleider), set by an administrator.
     deputy_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    # Informational mail once a day in one digest instead of one by one (migration 0007; docs/digest.md).
+    mail_digest: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     roles: Mapped[list["RoleAssignment"]] = relationship(
         back_populates="user", lazy="selectin", cascade="all, delete-orphan"

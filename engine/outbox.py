@@ -14,7 +14,7 @@ The idempotency key names the recipient with `recipient_key`: `user:<id>` or `ad
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta, timezone
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -84,6 +84,32 @@ def values(*, key: str, case_id: int | None, seq: int | None, uid: int | None, a
 
 
 HELD_FOR = "held_for_document"
+
+# The daily digest (docs/digest.md). A row waiting for it is `held` with next_attempt_at at the digest
+# moment; a row held for a document has none, so the two never meet.
+DIGEST_KIND = "digest"
+# Kinds the engine writes itself that ask nothing of their reader: a signer signed the author's document.
+INFORMATIONAL_KINDS = frozenset({"document_signed"})
+
+
+def informational(n: Notification, definition) -> bool:
+    """May this row wait for its reader's digest? News about a case without a letter, a deadline or a
+    request in it: the definition's informational notices (`Definition.informational_notices`) and
+    INFORMATIONAL_KINDS. Everything else (reminders, overdue notices, requests to act, letters) leaves at once."""
+    if n.case_id is None or not n.recipient_user_id or n.attachments or (n.data or {}).get("deadline_id"):
+        return False
+    if n.kind in INFORMATIONAL_KINDS:
+        return True
+    return definition is not None and (n.kind, n.recipient_role or "") in definition.informational_notices
+
+
+def digest_moment(now: datetime, hour: int, tz) -> datetime:
+    """The first digest moment after `now`: `hour`:00 local time (`tz`), today or tomorrow."""
+    local = now.astimezone(tz)
+    moment = datetime.combine(local.date(), time(hour), tzinfo=tz)
+    if moment <= local:
+        moment = datetime.combine(local.date() + timedelta(days=1), time(hour), tzinfo=tz)
+    return moment.astimezone(timezone.utc)
 
 
 def release_held(session: Session, case_id: int, document_id: int, now: datetime) -> int:

@@ -38,6 +38,7 @@ from engine import outbox as rows
 from engine.fields import control_characters
 from engine.models import OUTBOX_CLAIMABLE, AuditEvent, Notification, OutboxStatus
 
+from . import digest
 from .backends import DeliveryError
 from .render import MailSettings, compose
 
@@ -60,6 +61,7 @@ class DrainResult:
     dead: int = 0
     claimed: int = 0
     lost: int = 0  # outcomes we could not record: our lease had run out and another worker took the row
+    collected: int = 0  # held for their reader's daily digest (notifications/digest.py)
 
     def __iadd__(self, other: "DrainResult") -> "DrainResult":
         for key, value in asdict(other).items():
@@ -145,7 +147,8 @@ def drain(session: Session, backend, clock: Callable[[], datetime], *, settings:
 def deliver(session: Session, backend, notification_id: int, attempt: int, clock: Callable[[], datetime], *,
             settings: MailSettings, engine=None, max_attempts: int = MAX_ATTEMPTS,
             rng: random.Random | None = None) -> str:
-    """Send one claimed row; returns "delivered", "retried", "dead" or "lost"."""
+    """Send one claimed row; returns "delivered", "retried", "dead", "lost" or "collected" (it waits for the
+    reader's daily digest: held until the digest moment, the claim not counted as an attempt)."""
     n = session.get(Notification, notification_id, populate_existing=True)
     if n is None:
         session.rollback()
@@ -158,6 +161,10 @@ def deliver(session: Session, backend, notification_id: int, attempt: int, clock
         return _finish(session, notification_id, attempt, "dead", status=OutboxStatus.DEAD, next_attempt_at=None,
                        last_error=f"gave up after {max_attempts} attempts: {n.last_error or 'no outcome recorded'}")
     try:
+        if digest.waits(session, n, engine):
+            session.rollback()
+            return _finish(session, notification_id, attempt, "collected", status=OutboxStatus.HELD,
+                           attempts=attempt - 1, next_attempt_at=digest.moment(clock(), settings))
         message = compose(session, n, settings, engine)
         _check_headers(message)
     except OperationalError as exc:  # the database went away while composing: the message waits

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.models import Case, Notification, User
-from engine.outbox import safe_format
+from engine.outbox import DIGEST_KIND, safe_format
 
 from . import attachments, story
 from .letters import weeks_after
@@ -41,12 +41,14 @@ class MailSettings:
     sender: str = "Traject <noreply@traject.invalid>"
     base_url: str = "http://127.0.0.1:5000"
     timezone: str = "Europe/Amsterdam"
+    digest_hour: int = 7  # local hour of the daily digest (notifications/digest.py)
 
     @classmethod
     def from_config(cls, config: Mapping) -> "MailSettings":
         return cls(sender=config.get("MAIL_FROM") or cls.sender,
                    base_url=(config.get("TRAJECT_BASE_URL") or cls.base_url).rstrip("/"),
-                   timezone=config.get("TRAJECT_TIMEZONE") or cls.timezone)
+                   timezone=config.get("TRAJECT_TIMEZONE") or cls.timezone,
+                   digest_hour=int(config.get("TRAJECT_DIGEST_HOUR", cls.digest_hour)))
 
 
 def _environment() -> Environment:
@@ -130,6 +132,9 @@ def compose(session: Session, n: Notification, settings: MailSettings, engine=No
     }
     if case is not None:
         context.update(story.context(session, n, case, case_ctx, definition, lang, tz))
+    if n.kind == DIGEST_KIND:
+        context["items"] = _digest_items(session, n, settings, engine, lang, tz)
+        context["settings_link"] = f"{settings.base_url}/account/mail"
     subject = _subject(n, data, lang, definition, case_ctx)
     subject_template = _template(lang, n.kind, "subject.txt", fallback=False)
     if subject_template is not None:
@@ -211,3 +216,20 @@ def _subject(n: Notification, data: dict, lang: str, definition, case_ctx: dict 
             subject_en = safe_format(spec_en, title=case_ctx["title"], workflow=case_ctx["workflow"],
                                      case_id=case_ctx["id"])
     return subject_en or n.subject
+
+
+def _digest_items(session: Session, n: Notification, settings: MailSettings, engine, lang: str,
+                  tz: ZoneInfo) -> list[dict]:
+    """The rows a digest collected, each told as its own mail would have: what, on which case, when, the link."""
+    ids = [int(i) for i in (n.data or {}).get("items") or []]
+    items = []
+    for item in session.scalars(select(Notification).where(Notification.id.in_(ids)).order_by(Notification.id)):
+        case = session.get(Case, item.case_id) if item.case_id else None
+        if case is None:
+            continue
+        case_ctx, definition = _case_context(case, lang, engine)
+        told = story.context(session, item, case, case_ctx, definition, lang, tz)  # the state as at the event
+        items.append({"what": _subject(item, item.data or {}, lang, definition, case_ctx), "case": case_ctx,
+                      "event": told["event"], "at": item.created_at.astimezone(tz),
+                      "link": f"{settings.base_url}/cases/{case.id}"})
+    return items

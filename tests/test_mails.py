@@ -14,9 +14,10 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from engine import deadlines
+from engine import deadlines, outbox
 from engine.models import Case, Deadline, Notification, User
 from flows import evaluation, fire, ok, open_internal, to_guidance, with_rso_chair
+from notifications import digest
 from notifications.render import MailSettings, compose
 from test_gbt import IOP, open_dispute, open_gbt, signed, terminated, to_assessed
 from test_ladders import signal
@@ -26,7 +27,8 @@ from workflows import DEFINITIONS_DIR
 SETTINGS = MailSettings(sender="Traject <noreply@traject.test>", base_url="https://traject.test")
 CODE = re.compile(r"\b[a-z]+_[a-z_]+\b")
 ARTIFACTS = Path(__file__).parent / "artifacts" / "mails"
-ENGINE_KINDS = {"level_reached", "signature_requested", "document_signed", "deadline_reminder", "deadline_overdue"}
+ENGINE_KINDS = {"level_reached", "signature_requested", "document_signed", "deadline_reminder", "deadline_overdue",
+                outbox.DIGEST_KIND}
 
 
 def definition_kinds() -> set[str]:
@@ -128,9 +130,24 @@ def sweep_until_everything_passed(app):
             db.session.commit()
 
 
+def collected_digest(app, world):
+    """HR's informational mail of the walks, collected into one daily digest (notifications/digest.py)."""
+    engine = app.extensions["traject"]
+    with app.app_context():
+        news = [n for n in db.session.scalars(select(Notification).where(
+            Notification.recipient_user_id == world.users["hr"])) if outbox.informational(
+                n, engine.definition(db.session.get(Case, n.case_id).definition))]
+        assert news
+        db.session.execute(update(Notification).where(Notification.id.in_([n.id for n in news]))
+                           .values(status="held", next_attempt_at=engine.clock.now()))
+        db.session.commit()
+        assert digest.collect(db.session, engine.clock.now()) == 1
+
+
 def test_every_mail_kind_stands_on_its_own(app, world):
     walk_everything(world)
     sweep_until_everything_passed(app)
+    collected_digest(app, world)
     samples: dict[str, list] = {}
     with app.app_context():
         people = {u.id: u.email for u in db.session.scalars(select(User))}

@@ -26,6 +26,16 @@ class ConfigError(RuntimeError):
     pass
 
 
+def _hour(value: str) -> int:
+    try:
+        hour = int(value)
+    except ValueError:
+        hour = -1
+    if not 0 <= hour <= 23:
+        raise ConfigError(f"TRAJECT_DIGEST_HOUR must be an hour from 0 to 23, not {value!r}")
+    return hour
+
+
 def fixed_now(env, mode: str) -> datetime | None:
     """TRAJECT_NOW (ISO-8601) fixes the clock of every process, for demos and acceptance tests (CONTRACT.md §6).
 
@@ -139,6 +149,8 @@ def from_env(env=None) -> dict:
         # whoever can write the database cannot forge a checkpoint. Required in production to write one.
         "TRAJECT_AUDIT_KEY": env.get("TRAJECT_AUDIT_KEY") or "",
         "TRAJECT_DAILY_INTERVAL": float(env.get("TRAJECT_DAILY_INTERVAL", "86400")),
+        # The local hour (TRAJECT_TIMEZONE) at which informational mail waiting for a daily digest leaves.
+        "TRAJECT_DIGEST_HOUR": _hour(env.get("TRAJECT_DIGEST_HOUR", "7")),
         "RGS_ADDRESS": env.get("RGS_ADDRESS"),
         # Identity (docs/identity.md): the roles that must log in with a second factor, invitations.
         "TRAJECT_MFA_ROLES": _words(env.get("TRAJECT_MFA_ROLES", DEFAULT_MFA_ROLES)),

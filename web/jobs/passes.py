@@ -1,4 +1,7 @@
-"""One pass of each interval job: sweep the due deadlines, drain the outbox (also `traject sweep`)."""
+"""One pass of each interval job: sweep the due deadlines, drain the outbox (also `traject sweep`).
+
+The drain first collects the daily digests whose moment has passed (notifications/digest.py): the
+digest job is part of every pass, and has work once a day, at TRAJECT_DIGEST_HOUR local time."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -6,7 +9,7 @@ from datetime import datetime, timedelta
 from flask import Flask
 
 from engine import deadlines
-from notifications import backends, outbox
+from notifications import backends, digest, outbox
 from notifications.render import MailSettings
 
 from ..extensions import db
@@ -33,7 +36,12 @@ def sweep_deadlines(app: Flask, now: datetime, batch: int = deadlines.BATCH) -> 
             return total
 
 
+def collect_digests(app: Flask, now: datetime) -> int:
+    return digest.collect(db.session, now)
+
+
 def drain_outbox(app: Flask, clock) -> outbox.DrainResult:
+    collect_digests(app, clock())
     return outbox.drain(db.session, mail_backend(app), clock, settings=MailSettings.from_config(app.config),
                         engine=app.extensions["traject"], lease=timedelta(seconds=app.config["TRAJECT_DELIVERY_LEASE"]))
 

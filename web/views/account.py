@@ -1,4 +1,5 @@
-"""Two-step verification for a local account: enrolment with a QR code, and the gate that requires it.
+"""The account's own pages: two-step verification (enrolment with a QR code, and the gate that requires
+it) and the e-mail settings (the daily digest).
 
 An account whose roles require a second factor (web/mfa.py) and whose session did not pass one
 sees only the enrolment page (when not enrolled yet) or is logged out to log in again with its
@@ -6,9 +7,11 @@ code (when enrolled since: a role added during the session).
 """
 from __future__ import annotations
 
-from flask import g, redirect, render_template, request, session, url_for
+from flask import current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, logout_user
+
+from notifications import digest
 
 from .. import mfa, security_log
 from ..extensions import db
@@ -55,3 +58,23 @@ def mfa_enrol():
     link = mfa.uri(user, secret)
     return render_template("mfa.html", codes=None, enrolled=None, secret=secret, qr=mfa.qr_svg(link),
                            required=mfa.required(user), error=error), (422 if error else 200)
+
+
+@ui.route("/account/mail", methods=["GET", "POST"])
+@login_required
+def mail_settings():
+    """Informational mail one by one (the default) or once a day in one digest (docs/digest.md)."""
+    user = g.user
+    if request.method == "POST":
+        choice = request.form.get("delivery")
+        if choice not in ("immediately", "daily"):
+            return render_template("mail_settings.html", user=user, error=_("Choose how you want to receive it."),
+                                   hour=current_app.config["TRAJECT_DIGEST_HOUR"]), 422
+        user.mail_digest = choice == "daily"
+        if not user.mail_digest:  # what waits for the digest leaves now, one by one
+            digest.release(db.session, user.id, current_app.extensions["traject"].clock.now())
+        db.session.commit()
+        flash(_("Your e-mail settings have been saved."), "success")
+        return redirect(url_for("ui.mail_settings"), 303)
+    return render_template("mail_settings.html", user=user, error=None,
+                           hour=current_app.config["TRAJECT_DIGEST_HOUR"])
