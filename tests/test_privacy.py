@@ -352,9 +352,9 @@ def test_the_case_page_shows_the_aios_who_read_their_file(app, world):
     case = open_internal(opleider, world.users["aios"])
     ok(world.api("coc").get(f"/cases/{case['id']}"))
     html = page(browser(world, "aios").get(f"/cases/{case['id']}"))
-    assert "Wie uw dossier inzag" in html and "Coc" in html and "Voorzitter COC" in html
+    assert "Wie uw zaak inzag" in html and "Coc" in html and "Voorzitter COC" in html
     assert "opende de zaak" in html
-    assert "Wie uw dossier inzag" not in page(browser(world, "opleider").get(f"/cases/{case['id']}"))
+    assert "Wie uw zaak inzag" not in page(browser(world, "opleider").get(f"/cases/{case['id']}"))
 
 
 def test_the_admin_exports_the_access_log(app, world, runner, tmp_path):

@@ -263,7 +263,7 @@ def test_the_case_page_shows_diagram_timeline_deadlines_documents_and_forms(worl
 
 def test_hr_reads_a_gbt_without_forms(world, busy):
     html = page(browser(world, "hr").get(f"/cases/{busy['gbt']['id']}"))
-    assert "Er is in dit dossier nu niets voor u te doen." in html
+    assert "Er is in deze zaak nu niets voor u te doen." in html
     assert 'action="/cases/' not in html and 'action="/documents/' not in html
 
 

@@ -39,7 +39,7 @@ CATALOGUE: tuple[Role, ...] = (
     Role("rso_board", True, N_("RSO board"), "bestuur RSO", overview=True, programme=True),
     Role("rso_chair", True, N_("RSO chair"), "voorzitter RSO", overview=True, programme=True),
     Role("r_coc_chair", True, N_("R-COC chair"), "voorzitter R-COC", overview=True),
-    Role("regio_bestuur", True, N_("Regional board"), "regiobestuur", overview=True),
+    Role("regio_bestuur", True, N_("Regional board"), "Regio-Bestuur", overview=True),
     Role("vertrouwenspersoon", True, N_("Confidential adviser"), "vertrouwenspersoon"),
     Role("admin", True, N_("Administrator"), "beheerder", superuser=True),
 )

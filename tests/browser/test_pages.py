@@ -175,7 +175,7 @@ def test_the_regional_board_sees_the_overview_charts(live, new_context):
     demo_login(page, "regio_bestuur")
     charts = page.locator("figure.chart-box svg.chart")
     expect(charts).to_have_count(5)
-    for caption in ("Open dossiers per instelling", "Open dossiers per fase", "Geopende en afgesloten dossiers per maand"):
+    for caption in ("Open zaken per instelling", "Open zaken per fase", "Geopende en afgesloten zaken per maand"):
         expect(page.locator("figcaption", has_text=caption)).to_have_count(1)
     expect(page.locator("svg.chart .bar").first).to_be_visible()
     text = page.locator("main").inner_text()

@@ -21,12 +21,12 @@ from engine.models import AuditEvent, Case, Deadline, Document
 from engine.scope import Actor
 from notifications import pdf
 
-README = """Traject — dossier {case_id}
-==============================
+README = """Traject — zaakdossier {case_id}
+===================================
 
 Dit pakket bevat zaak {case_id} en de daaraan gekoppelde zaken ({ids}), zoals vastgelegd in
 Traject op {generated}. Per zaak: de samenvatting (case.json), de vastgezette versie van de
-procedure (definition.yaml), het audit-spoor (audit.json; een hashketen) en de documenten
+procedure (definition.yaml), de audittrail (audit.json; een hashketen) en de documenten
 (PDF en JSON met de ondertekeningen).
 
 Controleren: pak het ZIP-bestand uit en voer in de map uit:   python3 verify.py

@@ -44,9 +44,9 @@ from .. import access_log
 from ..extensions import db
 
 FORMAT = "traject-subject-access/1"
-READS_NL = {"read": "opende de zaak", "list": "zag de zaak in een lijst", "events": "bekeek het audit-spoor",
+READS_NL = {"read": "opende de zaak", "list": "zag de zaak in een lijst", "events": "bekeek de audittrail",
             "notifications": "bekeek de berichten", "document": "bekeek een document",
-            "document_pdf": "opende een document als pdf", "dossier_export": "downloadde het dossier",
+            "document_pdf": "opende een document als pdf", "dossier_export": "downloadde het zaakdossier",
             "diagram": "bekeek het toestandsdiagram", "access_log": "bekeek wie de zaak inzag"}
 
 

@@ -62,12 +62,12 @@ def _alert(session, brk: audit.Break, now: datetime) -> str:
     else:
         where = f"zaak {brk.case_id}" + (f", gebeurtenis {brk.seq}" if brk.seq is not None else "")
         check = f"traject audit verify --case {brk.case_id}"
-    body = (f"De dagelijkse controle van het audit-spoor vond een breuk: {where}.\n"
+    body = (f"De dagelijkse controle van de audittrail vond een breuk: {where}.\n"
             f"Probleem: {brk.problem}\n\nControleer met `{check}` en "
             "vergelijk met de laatste back-up. / The daily audit check found a broken chain.")
     for uid in recipients:
         outbox.add(session, key=f"{prefix}{outbox.recipient_key(uid, None)}", case_id=case_id, seq=None, uid=uid,
-                   address=None, role="admin", kind=ALERT_KIND, subject=f"Audit-spoor verbroken: {where}",
+                   address=None, role="admin", kind=ALERT_KIND, subject=f"Audittrail verbroken: {where}",
                    body_text=body, now=now, data={"case_id": brk.case_id, "seq": brk.seq, "problem": brk.problem})
     try:
         session.commit()
@@ -198,7 +198,7 @@ def write_checkpoint(app: Flask, now: datetime | None = None, out: str | None = 
     if out:
         _write_private(Path(out), text, exclusive=False)
     recipients = admins(session)
-    body = (f"Het dagelijkse checkpoint van het audit-spoor: {signed['cases']} zaken, {signed['created_at']}.\n"
+    body = (f"Het dagelijkse checkpoint van de audittrail: {signed['cases']} zaken, {signed['created_at']}.\n"
             f"Bewaar dit bericht buiten Traject; controleer later met `traject audit verify --checkpoint FILE`, "
             "met dit JSON-document als FILE. / The daily audit checkpoint: keep this message outside Traject.\n\n"
             + text)
