@@ -1,6 +1,8 @@
 """The demo fits its one-click roles (CONTRACT.md section 5)."""
 from __future__ import annotations
 
+from collections import Counter
+
 from sqlalchemy import select
 
 from engine.inbox import inbox
@@ -45,3 +47,16 @@ def test_the_demo_at_scale_adds_its_synthetic_cases_for_aios_still_in_training(a
         ended = set(db.session.scalars(select(TrainingRecord.subject_id)
                                        .where(TrainingRecord.status == RecordStatus.TERMINATED)))
     assert len(synthetic) == 120 and ended and not ended & set(synthetic)
+
+
+def test_the_demo_spreads_the_trajectories_over_the_aios_of_every_hospital(app, runner):
+    assert runner.invoke(["demo"]).exit_code == 0
+    with app.app_context():
+        subjects = db.session.execute(select(Case.subject_id, Case.institution_id).where(
+            Case.workflow_key.in_(("internal_guidance", "intensified_guidance")))).all()
+        per_aios = Counter(uid for uid, _ in subjects)
+        aios = set(db.session.scalars(select(RoleAssignment.user_id).where(RoleAssignment.role == "aios")))
+        assert max(per_aios.values()) <= 3, per_aios.most_common(3)
+        counts = Counter(per_aios.get(uid, 0) for uid in aios)
+        assert counts[0] + counts[1] > 3 * (counts[2] + counts[3]), counts  # most none or one, a few two
+        assert len({i for _, i in subjects}) == 5  # every hospital has its trajectories

@@ -41,6 +41,14 @@ NAMES = {
     "rvb": ["U. van der Meer", "V. van der Linden", "W. Kok", "X. Jacobs", "Y. de Haan"],
     "hr": ["Z. Vermeulen", "A. van den Heuvel", "B. van der Veen", "C. van den Berg", "D. van Dijk"],
 }
+# The aios who trained in the region over the two years of history (`_history`): invented names,
+# initial and surname paired so that none repeats (22 x 30 pairs), none a staff member's surname.
+COHORT_INITIALS = "ABCDEFGHIJKLMNOPRSTVWY"
+COHORT_SURNAMES = ["Willemsen", "Kramer", "van Wijk", "Prins", "Hoekstra", "van Vliet", "Verbeek", "Blom",
+                   "Timmermans", "Lammers", "de Bruijn", "Gerritsen", "Wouters", "van Dam", "Bosman", "Claassen",
+                   "Evers", "Franken", "Hermans", "Jonker", "Koning", "Martens", "Nijland", "Oosterhuis", "Pauwels",
+                   "Reijnders", "Siebers", "Tromp", "Veenstra", "Zijlstra"]
+HISTORY_MONTHS, HISTORY_PER_MONTH = 24, 6
 REGIONAL = [
     ("rso_board", "RSO-bestuur (secretariaat)"),
     ("rso_chair", "dr. H. Kuipers (voorzitter RSO)"),
@@ -103,6 +111,8 @@ def load(app, scale: int = 0, echo=print) -> None:
             users[address] = _user(address, NAMES["aios"][2 * i + n - 1], "aios", insts[code], region, pw_hash, now)
     for role, name in REGIONAL:
         users[email(role)] = _user(email(role), name, role, None, region, pw_hash, now)
+    for address, (code, name) in _cohort().items():
+        users[address] = _user(address, name, "aios", insts[code], region, pw_hash, now)
     _second_programme(region, insts, users, pw_hash, now)
     db.session.commit()
     _training_records(app, eng, region, insts, users, now)
@@ -150,6 +160,7 @@ def _training_records(app, eng: Engine, region, insts, users, now) -> None:
     if db.session.scalar(select(func.count()).select_from(TrainingRecord)):
         return
     today = now.date()
+    cohort = _cohort()
     for address, account in users.items():
         if not any(a.role == "aios" for a in account.roles):
             continue
@@ -157,7 +168,8 @@ def _training_records(app, eng: Engine, region, insts, users, now) -> None:
         code = next(c for c, inst in insts.items() if inst.id == placement)
         second = address.startswith("aios-" + SECOND_PROGRAMME[0])
         opleider = users[programme_email("opleider", code) if second else email("opleider", code)]
-        start = date(today.year - 1 - account.id % 3, 9 if account.id % 2 else 3, 1)
+        # The aios of the history's cohort started before it (three to five years ago), today's aios since.
+        start = date(today.year - (3 if address in cohort else 1) - account.id % 3, 9 if account.id % 2 else 3, 1)
         records.change(db.session, subject_id=account.id, region_id=region.id,
                        programme=SECOND_PROGRAMME[0] if second else "anesthesiologie", actor_id=None, now=now,
                        reason="demo", placement_id=placement, values={
@@ -368,39 +380,64 @@ def _escalations(eng: Engine, users: dict, now: datetime) -> None:
         db.session.flush()
 
 
+def _history_slots() -> list[tuple[int, int, str, int]]:
+    """(month, k, hospital, aios number) of every historical trajectory, oldest first.
+
+    Each hospital's trajectories go to the aios of its cohort in turn, one each; the last eighth to
+    aios who had one long before (a second signal a year or more later): most aios of the region have
+    no or one trajectory in two years, a few two, none more (tests/test_demo.py)."""
+    codes = [c for c, _, _ in INSTITUTIONS]
+    moments = [(month, k, codes[(month + k) % len(codes)]) for month in range(HISTORY_MONTHS, 0, -1)
+               for k in range(HISTORY_PER_MONTH)]
+    slots = []
+    for code in codes:
+        mine = [m for m in moments if m[2] == code]
+        first = len(mine) - len(mine) // 8  # this many aios; the last eighth are second trajectories
+        for j, (month, k, _) in enumerate(mine):
+            n = 3 + (j if j < first else (j - first) * 3 % first)
+            slots.append((month, k, code, n))
+    return sorted(slots, key=lambda s: (-s[0], s[1]))
+
+
+def _cohort() -> dict[str, tuple[str, str]]:
+    """The hospitals' historical cohorts: address (email("aios", code, n), n > 2) -> (hospital, invented name)."""
+    numbers = sorted({(code, n) for _month, _k, code, n in _history_slots()})
+    return {email("aios", code, n): (code, f"{COHORT_INITIALS[g % len(COHORT_INITIALS)]}. "
+                                           f"{COHORT_SURNAMES[g % len(COHORT_SURNAMES)]}")
+            for g, (code, n) in enumerate(numbers)}
+
+
 def _history(eng: Engine, users: dict, now: datetime) -> None:
     """Two years of internal guidance before today, about six a month over the region, most of them
     ended (withdrawn, or closed after a plan and an evaluation): the overview's monthly
-    figures are numbers, not "< 5"."""
+    figures are numbers, not "< 5". They belong to the hospitals' cohorts of aios (`_history_slots`),
+    not to today's demo aios."""
     rng = random.Random(24)
-    codes = [c for c, _, _ in INSTITUTIONS]
-    for month in range(24, 0, -1):
-        for k in range(6):
-            code = codes[(month + k) % len(codes)]
-            opleider = eng.actor_for(users[email("opleider", code)])
-            aios_user = users[email("aios", code, 1 + k % 2)]
-            moment = now - timedelta(days=30 * month + rng.randint(0, 27))
-            case = _at(eng, moment).open_case(
-                db.session, opleider, workflow="internal_guidance", institution=code, subject_id=aios_user.id,
-                title=f"Begeleiding {aios_user.name} ({moment:%m-%Y})",
-                data={"signal": "Signaal uit het opleidersoverleg over de voortgang."})
-            db.session.flush()
-            if month == 1 and k % 2:
-                continue  # still open
-            if k:  # most signals turn out unfounded at once; one a month ends in a closed trajectory
-                _walk(eng, moment + timedelta(days=3), opleider, case.id, [("withdraw", {
-                    "reason": "Na analyse van het portfolio en gesprekken met supervisoren is geen traject nodig."})])
-                continue
-            moment = _walk(eng, moment + timedelta(days=1), opleider, case.id, [("analyse", {})])
-            moment = _walk(eng, moment, opleider, case.id, [
-                ("discuss", {"core_problem": "Planning en prioriteren."}),
-                ("draft_plan", {"discussion_summary": "Besproken; aios herkent het beeld."})])
-            _plan(eng, moment, opleider, eng.actor_for(aios_user), case.id, moment.date() + timedelta(days=60))
-            _walk(eng, moment, opleider, case.id, [
-                ("start_guidance", {"iop_updated": True}),
-                ("record_evaluation", {"evaluation": {"date": moment.date().isoformat(), "summary": "Verbeterd.",
-                                                      "sufficient": True}}),
-                ("close", {"outcome_summary": "Leerdoelen behaald."})])
+    for month, k, code, n in _history_slots():
+        opleider = eng.actor_for(users[email("opleider", code)])
+        aios_user = users[email("aios", code, n)]
+        moment = now - timedelta(days=30 * month + rng.randint(0, 27))
+        case = _at(eng, moment).open_case(
+            db.session, opleider, workflow="internal_guidance", institution=code, subject_id=aios_user.id,
+            title=f"Begeleiding {aios_user.name} ({moment:%m-%Y})",
+            data={"signal": "Signaal uit het opleidersoverleg over de voortgang."})
+        db.session.flush()
+        if month == 1 and k % 2:
+            continue  # still open
+        if k:  # most signals turn out unfounded at once; one a month ends in a closed trajectory
+            _walk(eng, moment + timedelta(days=3), opleider, case.id, [("withdraw", {
+                "reason": "Na analyse van het portfolio en gesprekken met supervisoren is geen traject nodig."})])
+            continue
+        moment = _walk(eng, moment + timedelta(days=1), opleider, case.id, [("analyse", {})])
+        moment = _walk(eng, moment, opleider, case.id, [
+            ("discuss", {"core_problem": "Planning en prioriteren."}),
+            ("draft_plan", {"discussion_summary": "Besproken; aios herkent het beeld."})])
+        _plan(eng, moment, opleider, eng.actor_for(aios_user), case.id, moment.date() + timedelta(days=60))
+        _walk(eng, moment, opleider, case.id, [
+            ("start_guidance", {"iop_updated": True}),
+            ("record_evaluation", {"evaluation": {"date": moment.date().isoformat(), "summary": "Verbeterd.",
+                                                  "sufficient": True}}),
+            ("close", {"outcome_summary": "Leerdoelen behaald."})])
 
 
 def synthetic(app, eng: Engine, users: dict, n: int, echo) -> None:
