@@ -446,6 +446,9 @@ class Notification(Base):
             postgresql_where=text(_in("status", OUTBOX_CLAIMABLE)),
             sqlite_where=text(_in("status", OUTBOX_CLAIMABLE)),
         ),
+        # Rows waiting for a daily digest (notifications/digest.py): every worker pass asks for the due ones.
+        Index("ix_notification_held", "next_attempt_at", postgresql_where=text("status = 'held'"),
+              sqlite_where=text("status = 'held'")),
     )
 
 

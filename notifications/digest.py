@@ -19,7 +19,7 @@ from datetime import datetime
 from itertools import groupby
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -46,9 +46,13 @@ def waits(session: Session, n: Notification, engine) -> bool:
     return rows.informational(n, definition)
 
 
+# A literal, so that the partial index ix_notification_held serves the query (as CLAIMABLE in outbox.py).
+HELD = literal_column(f"'{OutboxStatus.HELD.value}'")
+
+
 def due(session: Session, now: datetime):
     return (select(Notification.recipient_user_id, Notification.id)
-            .where(Notification.status == OutboxStatus.HELD, Notification.next_attempt_at <= now,
+            .where(Notification.status == HELD, Notification.next_attempt_at <= now,
                    Notification.recipient_user_id.is_not(None))
             .order_by(Notification.recipient_user_id, Notification.id))
 

@@ -269,6 +269,8 @@ RULES: dict[str, Rule] = {
     "GET /account/password": Rule(page(200)),
     "GET /account/mfa": Rule(page(200)),
     "POST /account/mfa": Rule(page(422), {"otp": "not a code"}),
+    "GET /account/mail": Rule(page(200)),
+    "POST /account/mail": Rule(page(422), {"delivery": "sometimes"}),
     "POST /login/mfa": Rule(everyone(303), {"otp": "123456"}),  # no password step before it: back to /login
     "POST /auth/oidc/login": Rule(everyone(404)),  # no provider configured here (tests/test_oidc.py)
     "GET /auth/oidc/callback": Rule(everyone(404)),
