@@ -84,6 +84,12 @@ def test_it_collects_the_informational_mail_of_a_digest_user_into_one_mail_at_th
     assert message.text.count(f"https://traject.test/cases/{case['id']}") == 2
     assert "op 2 maart 2026 om 10:00" in message.text  # when, in local time
     assert "https://traject.test/account/mail" in message.text
+    with app.app_context():  # in the reader's language
+        db.session.execute(update(User).where(User.id == hr).values(language="en"))
+        message = compose(db.session, db.session.get(Notification, digests[0].id), SETTINGS,
+                          app.extensions["traject"])
+    assert message.subject == "Daily digest: 2 messages for your information"
+    assert message.text.startswith("Dear Hr,") and "View the case:" in message.text
 
 
 def test_a_reminder_to_a_digest_user_still_goes_at_once(app, world, clock):
