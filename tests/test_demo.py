@@ -60,3 +60,19 @@ def test_the_demo_spreads_the_trajectories_over_the_aios_of_every_hospital(app, 
         counts = Counter(per_aios.get(uid, 0) for uid in aios)
         assert counts[0] + counts[1] > 3 * (counts[2] + counts[3]), counts  # most none or one, a few two
         assert len({i for _, i in subjects}) == 5  # every hospital has its trajectories
+
+
+def test_the_demo_gbt_that_was_assessed_can_be_extended_from_its_page(app, runner):
+    # The assessment's new end date lies after the record's expected end: the extend step's guard allows it.
+    from engine.models import User as Account
+
+    assert runner.invoke(["demo"]).exit_code == 0
+    eng = app.extensions["traject"]
+    with app.app_context():
+        case = db.session.scalars(select(Case).where(Case.workflow_key == "intensified_guidance",
+                                                     Case.state == "assessed")).first()
+        assert case is not None
+        opleider = eng.actor_for(db.session.get(Account, case.responsible_id))
+        done = eng.fire(db.session, opleider, case.id, "extend", case.version, {})
+        assert done.state == "extended"
+        db.session.rollback()

@@ -317,7 +317,7 @@ def _gbt_cases(eng: Engine, users: dict, now: datetime) -> None:
         _signed(eng, moment, opleider, aios, case.id, "suitability_assessment", {
             "assessment_date": moment.date().isoformat(), "outcome": outcome,
             "motivation": "Beoordeeld door de opleiders van het RSO op basis van KPB's en 360-graden feedback.",
-            **({"new_training_end_date": (moment.date() + timedelta(days=180)).isoformat()}
+            **({"new_training_end_date": _extended_end(aios_user.id, moment.date()).isoformat()}
                if outcome == "extend" else {})})
         moment = _walk(eng, moment, opleider, case.id, [("assess", {})])
         if target == "completed":
@@ -332,6 +332,14 @@ def _gbt_cases(eng: Engine, users: dict, now: datetime) -> None:
             db.session.flush()
             coc = eng.actor_for(users[email("coc_chair", code)])
             _walk(eng, moment + timedelta(days=3), coc, dispute.id, [("acknowledge", {})])
+
+
+def _extended_end(aios_id: int, today: date) -> date:
+    """An extension half a year beyond the end the training record expects: the extend step refuses a new
+    end date that is not later (the demo's assessed GBT must be extendable from its page)."""
+    record = records.get(db.session, aios_id)
+    current = record.expected_end_date if record is not None and record.expected_end_date else today
+    return max(current, today) + timedelta(days=182)
 
 
 # The art. 4 ladder at a rung in every hospital (CONTRACT.md section 5): (hospital, rung, days ago).
