@@ -32,6 +32,16 @@ def _backends():
     return params
 
 
+def pytest_collection_modifyitems(config, items):
+    # scripts/test-suite's PostgreSQL run: the tests that use no database ran in the SQLite run already.
+    if os.environ.get("TRAJECT_TEST_DATABASE_ONLY") != "1":
+        return
+    keep = [item for item in items if "database_url" in getattr(item, "fixturenames", ())]
+    if len(keep) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+        items[:] = keep
+
+
 def _worker_database(url):
     """Each pytest-xdist worker gets a database of its own in the one cluster (tests empty tables)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER")
