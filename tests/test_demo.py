@@ -49,8 +49,10 @@ def test_the_demo_at_scale_adds_its_synthetic_cases_for_aios_still_in_training(a
     assert len(synthetic) == 120 and ended and not ended & set(synthetic)
 
 
-def test_the_demo_spreads_the_trajectories_over_the_aios_of_every_hospital(app, runner):
+def test_the_demo_spreads_the_trajectories_over_the_aios_and_its_assessed_gbt_can_be_extended(app, runner):
+    # One demo load for both (it is the slow part).
     assert runner.invoke(["demo"]).exit_code == 0
+    _the_assessed_gbt_can_be_extended(app)
     with app.app_context():
         subjects = db.session.execute(select(Case.subject_id, Case.institution_id).where(
             Case.workflow_key.in_(("internal_guidance", "intensified_guidance")))).all()
@@ -62,11 +64,10 @@ def test_the_demo_spreads_the_trajectories_over_the_aios_of_every_hospital(app, 
         assert len({i for _, i in subjects}) == 5  # every hospital has its trajectories
 
 
-def test_the_demo_gbt_that_was_assessed_can_be_extended_from_its_page(app, runner):
+def _the_assessed_gbt_can_be_extended(app):
     # The assessment's new end date lies after the record's expected end: the extend step's guard allows it.
     from engine.models import User as Account
 
-    assert runner.invoke(["demo"]).exit_code == 0
     eng = app.extensions["traject"]
     with app.app_context():
         case = db.session.scalars(select(Case).where(Case.workflow_key == "intensified_guidance",

@@ -12,6 +12,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select, update
 
 from engine import deadlines, outbox
@@ -144,6 +145,7 @@ def collected_digest(app, world):
         assert digest.collect(db.session, engine.clock.now()) == 1
 
 
+@pytest.mark.one_database  # what is rendered does not depend on the database; SQLite's run covers it
 def test_every_mail_kind_stands_on_its_own(app, world):
     walk_everything(world)
     sweep_until_everything_passed(app)

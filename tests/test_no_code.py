@@ -230,6 +230,7 @@ def crawl(client, lang: str, forbidden: list[str], limit: int = 80, refuse: bool
     return found, len(seen)
 
 
+@pytest.mark.one_database  # what is rendered does not depend on the database; SQLite's run covers it
 def test_no_page_of_any_role_shows_a_code_in_either_language(walked):
     english = [f for msgid, _nl in _catalogue() for f in _fragments(msgid)]
     english += [re.compile(rf"(?<![\w-]){w}(?![\w-])") for w in _codes(walked.app)]

@@ -131,6 +131,7 @@ def _fresh_token(app, tokens) -> str:
     return token
 
 
+@pytest.mark.one_database  # what is rendered does not depend on the database; SQLite's run covers it
 def test_every_operation_keeps_the_promises_of_the_openapi_document(app, demo):
     from schemathesis import GenerationMode
     from schemathesis.core.parameters import ParameterLocation

@@ -83,6 +83,7 @@ def test_no_request_is_served_with_another_visitors_login(app, world, database_u
             assert requests.get(f"http://127.0.0.1:{port}/api/v1/inbox", timeout=10,
                                 headers={"Authorization": f"Bearer {token}"}).status_code == 200
             assert requests.get(f"http://127.0.0.1:{port}/api/v1/inbox", timeout=10).status_code == 401
+        browser.close()  # no kept-alive connection for the graceful shutdown to wait on
     finally:
         server.send_signal(signal.SIGTERM)
         server.communicate(timeout=40)
