@@ -15,6 +15,8 @@ import time
 
 from limits.storage import Storage
 
+from .files import private_dir, private_file
+
 _SCHEMA = "CREATE TABLE IF NOT EXISTS counter (key TEXT PRIMARY KEY, count INTEGER NOT NULL, expires REAL NOT NULL)"
 
 
@@ -27,8 +29,8 @@ class SqliteFileStorage(Storage):
         if not self.path:
             raise ValueError("traject-sqlite:// needs a file path, e.g. traject-sqlite:///var/lib/traject/ratelimits.db")
         self._local = threading.local()
-        os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
-        os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))  # its keys name accounts: private
+        private_dir(os.path.dirname(self.path) or ".")
+        private_file(self.path)  # its keys name accounts (SQLite gives its WAL the file's mode)
         self._connect().execute(_SCHEMA)
 
     @property
