@@ -209,7 +209,8 @@ def _has_workflow(live, key: str) -> bool:
         return key in live.engine().latest(db.session)
 
 
-def _escalation_at_coc_chair(live) -> int:
+def escalation(live, title: str, description: str, steps) -> int:
+    """A meander escalation opened by the RSO board and walked through `steps`: (demo role, trigger, data)."""
     from sqlalchemy import select
 
     from engine.models import User
@@ -217,16 +218,22 @@ def _escalation_at_coc_chair(live) -> int:
 
     with live.app.app_context():
         eng = live.engine()
-        board = eng.actor_for(db.session.scalar(select(User).where(User.email == email("rso_board"))))
-        case = eng.open_case(db.session, board, workflow="escalation", institution="meander",
-                             title="Zorg over supervisie op de OK",
-                             data={"description": "Aios melden structureel te weinig supervisie op de OK."})
-        chair = eng.actor_for(db.session.scalar(select(User).where(User.email == email("rso_chair"))))
-        for who, trigger, data in [(board, "discuss", {}), (board, "escalate", {"reason": "Geen afspraken gemaakt."}),
-                                   (chair, "escalate", {"reason": "De voorzitter RSO kreeg geen reactie."})]:
-            case = eng.fire(db.session, who, case.id, trigger, case.version, data)
+
+        def actor(role):
+            return eng.actor_for(db.session.scalar(select(User).where(User.email == email(role))))
+
+        case = eng.open_case(db.session, actor("rso_board"), workflow="escalation", institution="meander",
+                             title=title, data={"description": description})
+        for role, trigger, data in steps:
+            case = eng.fire(db.session, actor(role), case.id, trigger, case.version, data)
         db.session.commit()
         return case.id
+
+
+def _escalation_at_coc_chair(live) -> int:
+    return escalation(live, "Zorg over supervisie op de OK", "Aios melden structureel te weinig supervisie op de OK.",
+                      [("rso_board", "discuss", {}), ("rso_board", "escalate", {"reason": "Geen afspraken gemaakt."}),
+                       ("rso_chair", "escalate", {"reason": "De voorzitter RSO kreeg geen reactie."})])
 
 
 @pytest.mark.parametrize("viewport", ["laptop", "tablet"])

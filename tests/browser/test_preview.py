@@ -3,28 +3,14 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from web.demo import email
-
 from .browsing import shoot
 from .test_accessibility import audit
-from .test_pages import demo_login, state_of
+from .test_pages import demo_login, escalation, state_of
 
 
 def _escalation_in_discussion(live) -> int:
-    from sqlalchemy import select
-
-    from engine.models import User
-    from web.extensions import db
-
-    with live.app.app_context():
-        eng = live.engine()
-        board = eng.actor_for(db.session.scalar(select(User).where(User.email == email("rso_board"))))
-        case = eng.open_case(db.session, board, workflow="escalation", institution="meander",
-                             title="Roosters zonder supervisie",
-                             data={"description": "Aios staan in het weekend zonder supervisor ingeroosterd."})
-        case = eng.fire(db.session, board, case.id, "discuss", case.version, {})
-        db.session.commit()
-        return case.id
+    return escalation(live, "Roosters zonder supervisie", "Aios staan in het weekend zonder supervisor ingeroosterd.",
+                      [("rso_board", "discuss", {})])
 
 
 def test_the_action_list_is_shown_as_a_letter_before_it_is_confirmed(live, new_context, axe_source):
